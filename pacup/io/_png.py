@@ -64,17 +64,8 @@ def _chunks(data: bytes):
         pos = end + 4
 
 
-def read_info(data: bytes) -> PngInfo:
-    """Parse only the IHDR chunk of a PNG held in ``data``.
-
-    Raises:
-        ValueError: Not a PNG or the header is malformed.
-    """
-    ctype, body = next(_chunks(data))
-    return _parse_ihdr(ctype, body)
-
-
 def _parse_ihdr(ctype: bytes, body: bytes) -> PngInfo:
+    """Parse the first chunk, which the spec requires to be IHDR."""
     if ctype != b"IHDR" or len(body) != 13:
         raise ValueError("corrupt PNG (first chunk is not a valid IHDR)")
     width, height, depth, color_type, _comp, _filter, interlace = struct.unpack(">IIBBBBB", body)
@@ -84,7 +75,7 @@ def _parse_ihdr(ctype: bytes, body: bytes) -> PngInfo:
 
 
 def _paeth(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
-    """Paeth predictor (PNG spec 9.4) on int32 arrays."""
+    """Paeth predictor (PNG spec 9.4) on int16 arrays of byte values."""
     p = a + b - c
     pa, pb, pc = np.abs(p - a), np.abs(p - b), np.abs(p - c)
     return np.where((pa <= pb) & (pa <= pc), a, np.where(pb <= pc, b, c))
@@ -101,32 +92,41 @@ def _unfilter(rows: np.ndarray, width: int, bpp: int) -> np.ndarray:
     Returns:
         uint8 array (H, width, bpp) of reconstructed bytes.
 
-    A pixel's reconstruction depends on its left, upper and upper-left neighbours, so the
-    rows cannot be decoded independently and the Average/Paeth filters are non-linear along
-    a row. Pixels on the same anti-diagonal (x + y = t) are, however, independent of each
-    other, so we sweep the H + W - 1 anti-diagonals and vectorise within each: a few
-    thousand numpy steps for a KITTI-sized image instead of millions of Python operations.
+    A pixel's reconstruction depends on its left, upper and upper-left neighbours, so rows
+    cannot be decoded independently, and the Average/Paeth filters are non-linear along a
+    row. Pixels on one anti-diagonal (x + y = t) are independent of each other, though, so
+    we sweep the H + W - 1 anti-diagonals and vectorise within each. To make every step
+    use plain slices, the image is stored "skewed": ``skew[t, y]`` holds pixel
+    ``(y, t - y)``; then the left neighbour is ``skew[t-1, y]``, the upper one
+    ``skew[t-1, y-1]`` and the upper-left one ``skew[t-2, y-1]``.
     """
     height = rows.shape[0]
     ftype = rows[:, 0]
-    if ftype.size and ftype.max() > 4:
+    if ftype.max() > 4:
         raise ValueError(f"corrupt PNG (invalid row filter type {int(ftype.max())})")
-    filt = rows[:, 1:].reshape(height, width, bpp).astype(np.int32)
-    if not ftype.any():  # every row unfiltered (filter type 0): nothing to undo
-        return filt.astype(np.uint8)
-    # Padded output: row 0 and column 0 are the zero bytes the spec assumes outside the image.
-    out = np.zeros((height + 1, width + 1, bpp), np.int32)
-    ftype = ftype.astype(np.int32)
-    for t in range(height + width - 1):
-        ys = np.arange(max(0, t - width + 1), min(height, t + 1))
-        xs = t - ys
-        a = out[ys + 1, xs]  # left
-        b = out[ys, xs + 1]  # up
-        c = out[ys, xs]  # up-left
-        f = ftype[ys][:, None]
-        pred = np.select([f == 1, f == 2, f == 3, f == 4], [a, b, (a + b) >> 1, _paeth(a, b, c)], 0)
-        out[ys + 1, xs + 1] = (filt[ys, xs] + pred) & 0xFF
-    return out[1:, 1:].astype(np.uint8)
+    filt = rows[:, 1:].reshape(height, width, bpp)
+    if not ftype.any():  # every row unfiltered (type 0): nothing to undo
+        return filt.copy()
+    steps = height + width - 1
+    skew_in = np.zeros((steps, height, bpp), np.int16)
+    for y in range(height):
+        skew_in[y : y + width, y] = filt[y]
+    # Output with one step and one row of zero padding in front: the spec treats bytes
+    # outside the image as 0, and positions outside the image are never written.
+    out = np.zeros((steps + 1, height + 1, bpp), np.int16)
+    is_type = [(ftype == t)[:, None] for t in range(5)]  # per-row filter masks, (H, 1)
+    for t in range(steps):
+        y0, y1 = max(0, t - width + 1), min(height, t + 1)
+        a = out[t, y0 + 1 : y1 + 1]  # left
+        b = out[t, y0:y1]  # up
+        c = out[t - 1, y0:y1] if t else b  # up-left (t = 0 has only pixel (0, 0): c is 0)
+        masks = [m[y0:y1] for m in is_type[1:]]
+        pred = np.select(masks, [a, b, (a + b) >> 1, _paeth(a, b, c)], 0)
+        out[t + 1, y0 + 1 : y1 + 1] = (skew_in[t, y0:y1] + pred) & 0xFF
+    result = np.empty((height, width, bpp), np.uint8)
+    for y in range(height):
+        result[y] = out[y + 1 : y + 1 + width, y + 1]
+    return result
 
 
 def decode(data: bytes) -> tuple[np.ndarray, PngInfo]:
@@ -167,30 +167,48 @@ def decode(data: bytes) -> tuple[np.ndarray, PngInfo]:
     return pixels.reshape(info.height, info.width, channels), info
 
 
+def _filter_block(x: np.ndarray, prev: np.ndarray, bpp: int, filter_type: int | None) -> np.ndarray:
+    """Filter consecutive rows ``x`` (int16, (n, S)) given the row above them (``prev``, (S,))."""
+    a = np.zeros_like(x)
+    a[:, bpp:] = x[:, :-bpp]
+    b = np.concatenate([prev[None], x[:-1]])
+    c = np.zeros_like(x)
+    c[:, bpp:] = b[:, :-bpp]
+    preds = (None, a, b, (a + b) >> 1, _paeth(a, b, c))
+    if filter_type is not None:
+        types = np.full(len(x), filter_type, np.int16)
+        filtered = x if filter_type == 0 else (x - preds[filter_type]) & 0xFF
+    else:
+        # Keep the best candidate per row; cost = sum of |filtered byte| read as signed.
+        best, best_cost = x, np.minimum(x, 256 - x).sum(axis=1)
+        types = np.zeros(len(x), np.int16)
+        for t in range(1, 5):
+            cand = (x - preds[t]) & 0xFF
+            cost = np.minimum(cand, 256 - cand).sum(axis=1)
+            better = cost < best_cost
+            best = np.where(better[:, None], cand, best)
+            best_cost = np.where(better, cost, best_cost)
+            types[better] = t
+        filtered = best
+    return np.concatenate([types[:, None], filtered], axis=1).astype(np.uint8)
+
+
 def _filter_rows(img: np.ndarray, bpp: int, filter_type: int | None) -> np.ndarray:
     """Apply PNG row filters to uint8 rows (H, S); returns (H, 1 + S) with type bytes.
 
     With ``filter_type=None`` each row gets the filter minimising the sum of absolute
     (signed) filtered bytes, the heuristic libpng uses; it typically shrinks smooth 16-bit
-    data considerably compared to no filtering.
+    data considerably compared to no filtering. Rows are processed in blocks of about
+    1 MiB so that memory stays bounded for large (e.g. 4K) images.
     """
-    x = img.astype(np.int32)
-    a = np.zeros_like(x)
-    a[:, bpp:] = x[:, :-bpp]
-    b = np.zeros_like(x)
-    b[1:] = x[:-1]
-    c = np.zeros_like(x)
-    c[1:, bpp:] = x[:-1, :-bpp]
-    preds = (np.zeros_like(x), a, b, (a + b) >> 1, _paeth(a, b, c))
-    if filter_type is not None:
-        types = np.full(x.shape[0], filter_type, np.int64)
-        filtered = (x - preds[filter_type]) & 0xFF
-    else:
-        candidates = np.stack([(x - p) & 0xFF for p in preds])  # (5, H, S)
-        cost = np.minimum(candidates, 256 - candidates).sum(axis=2)  # (5, H)
-        types = cost.argmin(axis=0)
-        filtered = np.take_along_axis(candidates, types[None, :, None], axis=0)[0]
-    return np.concatenate([types[:, None], filtered], axis=1).astype(np.uint8)
+    height, stride = img.shape
+    out = np.empty((height, 1 + stride), np.uint8)
+    block = max(1, (1 << 20) // stride)
+    for start in range(0, height, block):
+        x = img[start : start + block].astype(np.int16)
+        prev = img[start - 1].astype(np.int16) if start else np.zeros(stride, np.int16)
+        out[start : start + len(x)] = _filter_block(x, prev, bpp, filter_type)
+    return out
 
 
 def encode(pixels: np.ndarray, compress_level: int = 6, filter_type: int | None = None) -> bytes:

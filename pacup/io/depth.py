@@ -100,7 +100,7 @@ def read_depth(path: PathLike, depth_scale: float | None = None) -> tuple[np.nda
 
 def _as_depth_array(depth, path: PathLike) -> np.ndarray:
     arr = np.asarray(depth)
-    if arr.dtype.kind not in "fiub":
+    if arr.dtype.kind not in "fiu":
         raise WriteError(path, f"depth must be a real-valued array, got dtype {arr.dtype}")
     if arr.ndim == 3 and arr.shape[2] == 1:
         arr = arr[:, :, 0]
