@@ -24,6 +24,8 @@ _COLOR_TYPE = {c: t for t, c in _CHANNELS.items()}
 _COLOR_NAMES = {0: "greyscale", 2: "RGB", 3: "palette", 4: "greyscale+alpha", 6: "RGBA"}
 # IDAT payloads are split into chunks of this size; any size <= 2**31-1 is legal.
 _IDAT_CHUNK = 1 << 20
+# Refuse absurd IHDR sizes before inflating anything (~2x Pillow's decompression-bomb limit).
+_MAX_PIXELS = 1 << 28
 
 
 class PngInfo:
@@ -71,6 +73,8 @@ def _parse_ihdr(ctype: bytes, body: bytes) -> PngInfo:
     width, height, depth, color_type, _comp, _filter, interlace = struct.unpack(">IIBBBBB", body)
     if width == 0 or height == 0:
         raise ValueError("corrupt PNG (zero width or height)")
+    if width * height > _MAX_PIXELS:
+        raise ValueError(f"PNG too large ({width}x{height} pixels)")
     return PngInfo(width, height, depth, color_type, interlace)
 
 

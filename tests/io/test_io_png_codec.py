@@ -82,3 +82,11 @@ def test_palette_png_is_unsupported():
     Image.new("P", (3, 3)).save(buf, format="PNG")
     with pytest.raises(ValueError, match="palette"):
         _png.decode(buf.getvalue())
+
+
+def test_absurd_ihdr_size_is_refused_before_inflating():
+    good = _png.encode(np.zeros((1, 1, 3), np.uint16))
+    ihdr = (100_000).to_bytes(4, "big") * 2 + good[24:29]
+    chunk = len(ihdr).to_bytes(4, "big") + b"IHDR" + ihdr + zlib.crc32(b"IHDR" + ihdr).to_bytes(4, "big")
+    with pytest.raises(ValueError, match="too large"):
+        _png.decode(good[:8] + chunk + good[33:])
