@@ -46,7 +46,9 @@ def decode(data: bytes) -> np.ndarray:
     if len(body) == expected + 1 and body[:1] == b"\n":
         body = body[1:]
     if len(body) < expected:
-        raise ValueError(f"truncated PFM ({width}x{height}x{channels} needs {expected} data bytes, file has {len(body)})")
+        raise ValueError(
+            f"truncated PFM ({width}x{height}x{channels} needs {expected} data bytes, file has {len(body)})"
+        )
     if len(body) > expected:
         raise ValueError(f"PFM has {len(body) - expected} unexpected bytes after the {width}x{height}x{channels} data")
     dtype = "<f4" if scale < 0 else ">f4"

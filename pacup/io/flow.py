@@ -43,15 +43,21 @@ def _decode_flo(data: bytes, path: PathLike) -> tuple[np.ndarray, np.ndarray]:
         if struct.unpack(order + "f", data[:4])[0] == FLO_TAG:
             break
     else:
-        raise ReadError(path, f"wrong .flo tag {data[:4]!r} (expected b'PIEH' = float 202021.25); not a Middlebury .flo file")
+        raise ReadError(
+            path, f"wrong .flo tag {data[:4]!r} (expected b'PIEH' = float 202021.25); not a Middlebury .flo file"
+        )
     width, height = struct.unpack(order + "ii", data[4:12])
     if width <= 0 or height <= 0:
         raise ReadError(path, f"corrupt .flo header (size {width}x{height})")
     expected = 12 + width * height * 8
     if len(data) < expected:
-        raise ReadError(path, f"truncated .flo file: header says {width}x{height}, which needs {expected} bytes, file has {len(data)}")
+        raise ReadError(
+            path,
+            f"truncated .flo file: header says {width}x{height}, which needs {expected} bytes, file has {len(data)}",
+        )
     if len(data) > expected:
-        raise ReadError(path, f"corrupt .flo file: {len(data) - expected} unexpected bytes after the {width}x{height} flow data")
+        extra = len(data) - expected
+        raise ReadError(path, f"corrupt .flo file: {extra} unexpected bytes after the {width}x{height} flow data")
     flow = np.frombuffer(data, order + "f4", offset=12).reshape(height, width, 2).astype(np.float32)
     with np.errstate(invalid="ignore"):
         valid = np.all(np.isfinite(flow) & (np.abs(flow) <= FLO_UNKNOWN_THRESHOLD), axis=2)

@@ -61,7 +61,8 @@ def write_image(path: PathLike, image) -> None:
     image_format = Image.registered_extensions().get(ext)
     if image_format is None:
         shown = f"'{ext}'" if ext else "no extension"
-        raise WriteError(path, f"unknown image file extension ({shown}); use e.g. {', '.join(_COMMON_IMAGE_EXTENSIONS)}")
+        examples = ", ".join(_COMMON_IMAGE_EXTENSIONS)
+        raise WriteError(path, f"unknown image file extension ({shown}); use e.g. {examples}")
     arr = np.asarray(image)
     if arr.dtype != np.uint8:
         raise WriteError(path, f"image must be uint8, got dtype {arr.dtype}")

@@ -50,7 +50,9 @@ def _table(coefficients: np.ndarray) -> np.ndarray:
 COLORMAPS: dict[str, np.ndarray] = {"turbo": _table(_TURBO), "inferno": _table(_INFERNO)}
 
 
-def colorize_depth(depth, valid=None, vmin: float | None = None, vmax: float | None = None, cmap: str = "turbo") -> np.ndarray:
+def colorize_depth(
+    depth, valid=None, vmin: float | None = None, vmax: float | None = None, cmap: str = "turbo"
+) -> np.ndarray:
     """Map a depth map to colours; small values get the start of the colormap.
 
     Args:
