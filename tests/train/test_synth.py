@@ -1,0 +1,317 @@
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from pacup.train import textures as T
+from pacup.train.degrade import degrade
+from pacup.train.synth import (
+    Box, Cylinder, DepthScene, FlowLayer, Room, Shape, Sphere, SyntheticDepthDataset,
+    SyntheticFlowDataset, Tex, affine_about, make_depth_scene, make_flow_scene,
+    render_depth_scene, render_flow_layers,
+)
+
+
+def _flat_tex(value=0.5):
+    return Tex(np.full((3, 4, 4), value, np.float32), tpm=10.0)
+
+
+def _room(D=6.0, cam_h=1.2):
+    return Room([-3, cam_h - 2.8, -1], [3, cam_h, D], _flat_tex())
+
+
+# ------------------------------------------------------------------------- depth scenes
+
+
+def test_depth_scene_deterministic_and_seed_dependent():
+    a = make_depth_scene(3, 64, 80)
+    b = make_depth_scene(3, 64, 80)
+    c = make_depth_scene(4, 64, 80)
+    np.testing.assert_array_equal(a["rgb"], b["rgb"])
+    np.testing.assert_array_equal(a["depth"], b["depth"])
+    assert not np.array_equal(a["depth"], c["depth"])
+    assert not np.array_equal(a["rgb"], c["rgb"])
+
+
+@pytest.mark.parametrize("seed", range(6))
+def test_depth_scene_shapes_dtypes_ranges(seed):
+    o = make_depth_scene(seed, 48, 72)
+    assert o["rgb"].shape == (48, 72, 3) and o["rgb"].dtype == np.uint8
+    d = o["depth"]
+    assert d.shape == (48, 72) and d.dtype == np.float32
+    assert np.isfinite(d).all() and (d > 0.2).all() and (d < 12).all()
+    assert o["rgb"].std() > 3  # not a blank image
+
+
+def test_plane_depth_is_exact_z_depth():
+    D, cam_h, f, H, W = 6.0, 1.2, 50.0, 40, 40
+    sc = DepthScene(f=f, R_cam=np.eye(3), prims=[_room(D, cam_h)])
+    d = render_depth_scene(sc, H, W)["depth"]
+    np.testing.assert_allclose(d[H // 2 - 2, W // 2], D, rtol=1e-6)  # back wall: z-depth = D
+    # floor (y = cam_h, y down): z = cam_h / ((i + 0.5 - H/2) / f)
+    i = H - 1
+    np.testing.assert_allclose(d[i, W // 2], min(D, cam_h * f / (i + 0.5 - H / 2)), rtol=1e-5)
+
+
+def test_zbuffer_occlusion_sphere_box_order_independent():
+    f, H, W = 60.0, 48, 48
+    wall = _room(6.0)
+    sphere = Sphere([0, 0, 3.0], 0.5, _flat_tex(0.8))
+    box = Box([0.3, 0.3, 2.0], np.eye(3), [0.2, 0.2, 0.2], _flat_tex(0.2))
+    d1 = render_depth_scene(DepthScene(f=f, R_cam=np.eye(3), prims=[wall, sphere, box]), H, W)
+    d2 = render_depth_scene(DepthScene(f=f, R_cam=np.eye(3), prims=[box, sphere, wall]), H, W)
+    np.testing.assert_array_equal(d1["depth"], d2["depth"])
+    np.testing.assert_array_equal(d1["rgb"], d2["rgb"])
+    d = d1["depth"]
+    c = d[H // 2 - 1, W // 2 - 1]  # pixel centre 0.5 px off the optical axis
+    assert c < 6.0 and abs(c - 2.5) < 0.01  # sphere front, not the wall behind it
+    # the box occludes part of the sphere: its front face is at z = 1.8
+    u = int(0.3 / 2.0 * f + W / 2)
+    assert d[u, u] == pytest.approx(1.8, rel=1e-5)
+    # sphere silhouette: a pixel whose ray misses the sphere sees the wall
+    assert d[H // 2, W // 2 + int(0.6 / 3.0 * f) + 2] == pytest.approx(6.0, rel=1e-5)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_screen_rect_culling_is_conservative(seed, monkeypatch):
+    import pacup.train.synth as S
+    o = make_depth_scene(seed, 64, 64, return_scene=True)
+    monkeypatch.setattr(S, "_screen_rect", lambda scene, bound, h, w: (0, h, 0, w))
+    sc = o["scene"]
+    sc.noise_std = 0.0
+    full = render_depth_scene(sc, 64, 64)
+    np.testing.assert_array_equal(full["depth"], o["depth"])
+
+
+def test_thin_cylinder_is_visible_in_depth():
+    f, H, W = 100.0, 64, 64
+    z = 3.0
+    r = 1.5 * z / (2 * f)  # 1.5 px wide
+    pole = Cylinder([0.0, 0.0, z], np.eye(3), r, 1.0, _flat_tex(0.9))
+    d = render_depth_scene(DepthScene(f=f, R_cam=np.eye(3), prims=[_room(6.0), pole]), H, W)["depth"]
+    hit = np.abs(d - z) < 0.05
+    cols = np.nonzero(hit.any(0))[0]
+    assert 1 <= len(cols) <= 3
+    assert hit[:, cols].sum(0).max() > 40  # a continuous vertical line
+
+
+def test_generation_without_photographs(monkeypatch):
+    monkeypatch.setattr(T, "_skimage_data_dir", lambda: None)
+    T.clear_cache()
+    try:
+        assert T.photos() == []
+        o = make_depth_scene(5, 32, 32)
+        assert np.isfinite(o["depth"]).all()
+        f = make_flow_scene(5, 32, 32)
+        assert f["img0"].shape == (32, 32, 3)
+    finally:
+        T.clear_cache()
+
+
+def test_photos_load_offline_when_scikit_image_present():
+    pytest.importorskip("skimage")
+    ph = T.photos()
+    assert len(ph) >= 10
+    for img, grey in ph:
+        assert img.dtype == np.uint8 and img.ndim == 3 and img.shape[2] == 3
+        assert max(img.shape[:2]) <= 512
+
+
+def test_texture_sampling_mirror_and_bilinear():
+    tex = np.arange(12, dtype=np.float32).reshape(1, 3, 4)
+    x = np.array([0, 1.5, 3, 4, 7, -1, 8], np.float32)
+    y = np.zeros_like(x)
+    out = T.sample(tex, x, y)[0]
+    # mirrored repeat: columns ... 0 1 2 3 | 3 2 1 0 | 0 1 ...
+    np.testing.assert_allclose(out, [0, 1.5, 3, 3, 0, 0, 0])
+
+
+# -------------------------------------------------------------------------- flow scenes
+
+
+def _bg_layer(motion):
+    rng = np.random.default_rng(0)
+    tex = rng.random((32, 32, 3)).astype(np.float32)
+    return FlowLayer(tex, np.array([[0.7, 0.2, 3.0], [-0.1, 0.9, 5.0]]), np.asarray(motion, float))
+
+
+def test_flow_scene_deterministic_shapes():
+    a = make_flow_scene(11, 48, 64)
+    b = make_flow_scene(11, 48, 64)
+    c = make_flow_scene(12, 48, 64)
+    for k in ("img0", "img1", "flow", "valid", "inside"):
+        np.testing.assert_array_equal(a[k], b[k])
+    assert not np.array_equal(a["flow"], c["flow"])
+    assert a["img0"].shape == (48, 64, 3) and a["img0"].dtype == np.uint8
+    assert a["img1"].shape == (48, 64, 3) and a["img1"].dtype == np.uint8
+    assert a["flow"].shape == (48, 64, 2) and a["flow"].dtype == np.float32
+    assert a["valid"].dtype == bool and a["valid"].shape == (48, 64)
+    assert np.abs(a["flow"]).max() < 60
+
+
+def test_single_translation_layer():
+    tx, ty = 5, -3
+    o = render_flow_layers([_bg_layer([[1, 0, tx], [0, 1, ty]])], 40, 50)
+    assert (o["flow"][..., 0] == tx).all() and (o["flow"][..., 1] == ty).all()
+    assert o["valid"].all()
+    # img1 warped back to img0 matches exactly where the target lies in the frame
+    np.testing.assert_array_equal(o["img1"][0 + ty + 3:40 + ty, tx:50], o["img0"][3:40, 0:50 - tx])
+    ins = o["inside"]
+    assert ins[3:, :50 - tx].all() and not ins[:3].any() and not ins[:, 50 - tx:].any()
+
+
+def test_occlusion_valid_mask_two_layers():
+    H, W = 48, 48
+    t = np.array([6.0, 2.0])
+    disk = Shape("ellipse", np.array([20.0, 24.0]), np.array([8.0, 8.0]), 0.0)
+    fg = FlowLayer(np.full((4, 4, 3), 0.9, np.float32), np.eye(2, 3), affine_about((20, 24), shift=t), disk)
+    o = render_flow_layers([_bg_layer(np.eye(2, 3)), fg], H, W)
+    yy, xx = np.mgrid[0:H, 0:W].astype(float)
+    in0 = (xx - 20) ** 2 + (yy - 24) ** 2 <= 64
+    in1 = (xx - 20 - t[0]) ** 2 + (yy - 24 - t[1]) ** 2 <= 64  # disk's position in img1
+    np.testing.assert_allclose(o["flow"][in0], np.broadcast_to(t, (in0.sum(), 2)), atol=1e-5)
+    assert (o["flow"][~in0] == 0).all()
+    # background pixels covered by the moved disk are occluded; nothing else is
+    np.testing.assert_array_equal(o["valid"], ~(in1 & ~in0))
+    assert (o["img1"][in1] == o["img1"][in1][0]).all()  # flat disk colour in img1
+
+
+def _reference_render(layers, H, W):
+    """Naive per-pixel reference of render_flow_layers (no bounding boxes)."""
+    from pacup.train.synth import affine_inverse
+    yy, xx = np.mgrid[0:H, 0:W].astype(np.float32)
+    X, Y = xx.ravel(), yy.ravel()
+    top0 = np.full(H * W, -1)
+    top1 = np.full(H * W, -1)
+    for k, L in enumerate(layers):
+        top0[L.contains(X, Y)] = k
+        A = affine_inverse(L.motion)
+        xs = (A[0, 0] * X + A[0, 1] * Y + A[0, 2]).astype(np.float32)
+        ys = (A[1, 0] * X + A[1, 1] * Y + A[1, 2]).astype(np.float32)
+        top1[L.contains(xs, ys)] = k
+    flow = np.zeros((H * W, 2))
+    valid = np.zeros(H * W, bool)
+    img0 = np.zeros((3, H * W), np.float32)
+    for k, L in enumerate(layers):
+        i = np.nonzero(top0 == k)[0]
+        img0[:, i] = L.colour(X[i], Y[i])
+        M = np.asarray(L.motion)
+        x1 = M[0, 0] * X[i] + M[0, 1] * Y[i] + M[0, 2]
+        y1 = M[1, 0] * X[i] + M[1, 1] * Y[i] + M[1, 2]
+        flow[i, 0], flow[i, 1] = x1 - X[i], y1 - Y[i]
+        occ = np.zeros(len(i), bool)
+        for j in range(k + 1, len(layers)):
+            A = affine_inverse(layers[j].motion)
+            occ |= layers[j].contains(A[0, 0] * x1 + A[0, 1] * y1 + A[0, 2],
+                                      A[1, 0] * x1 + A[1, 1] * y1 + A[1, 2])
+        valid[i] = ~occ
+    img0 = (np.clip(img0, 0, 1) * 255 + 0.5).astype(np.uint8).T.reshape(H, W, 3)
+    return top0.reshape(H, W), top1.reshape(H, W), flow.reshape(H, W, 2), valid.reshape(H, W), img0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_flow_renderer_matches_naive_reference(seed):
+    H, W = 64, 80
+    o = make_flow_scene(seed, H, W, return_layers=True)
+    top0, top1, flow, valid, img0 = _reference_render(o["layers"], H, W)
+    np.testing.assert_allclose(o["flow"], flow, atol=1e-4)
+    np.testing.assert_array_equal(o["valid"], valid)
+    np.testing.assert_array_equal(o["img0"], img0)
+    assert (top1 >= 0).all() and (top0 >= 0).all()
+
+
+def test_occlusion_outside_the_frame_counts():
+    # a static background and a disk that moves right, partly out of the frame: background
+    # pixels near the right edge that the disk covers in img1 are occluded even though
+    # the disk's img1 position is partly outside the image
+    H, W = 32, 32
+    disk = Shape("ellipse", np.array([28.0, 16.0]), np.array([6.0, 6.0]), 0.0)
+    fg = FlowLayer(np.full((4, 4, 3), 0.9, np.float32), np.eye(2, 3),
+                   affine_about((28, 16), shift=(3.0, 0.0)), disk)
+    bg = _bg_layer([[1, 0, 2.0], [0, 1, 0]])  # background moves right by 2 px
+    o = render_flow_layers([bg, fg], H, W)
+    _, _, _, valid, _ = _reference_render([bg, fg], H, W)
+    np.testing.assert_array_equal(o["valid"], valid)
+    yy, xx = np.mgrid[0:H, 0:W].astype(float)
+    bgpix = (xx - 28) ** 2 + (yy - 16) ** 2 > 36
+    hidden = bgpix & ((xx + 2 - 31) ** 2 + (yy - 16) ** 2 <= 36)
+    assert hidden.any() and not o["valid"][hidden].any()
+    assert (~o["inside"][hidden & (xx + 2 > W - 1)]).all()
+
+
+def test_random_flow_scene_warp_consistency():
+    for seed in range(3):
+        o = make_flow_scene(seed, 96, 96)
+        yy, xx = np.mgrid[0:96, 0:96].astype(np.float32)
+        m = o["valid"] & o["inside"]
+        x1 = (xx + o["flow"][..., 0])[m]
+        y1 = (yy + o["flow"][..., 1])[m]
+        back = T.sample(T.to_planar(o["img1"].astype(np.float32)), x1, y1).T
+        err = np.abs(back - o["img0"][m].astype(np.float32)).mean()
+        assert err < 4.0, (seed, err)
+        assert 0.0 < (~o["valid"]).mean() < 0.5
+
+
+# ----------------------------------------------------------------------------- datasets
+
+
+def test_depth_dataset_items():
+    ds = SyntheticDepthDataset(factor=4, crop=64, method="bicubic", length=5, seed=1)
+    it = ds[2]
+    assert set(it) == {"guide", "low", "low_valid", "target", "target_valid"}
+    assert it["guide"].shape == (3, 64, 64) and it["low"].shape == (1, 16, 16)
+    assert it["low_valid"].shape == (1, 16, 16) and it["target"].shape == (1, 64, 64)
+    assert it["target_valid"].shape == (1, 64, 64)
+    for v in it.values():
+        assert v.dtype == torch.float32
+    assert 0 <= it["guide"].min() and it["guide"].max() <= 1
+    assert (it["target"] > 0).all() and (it["target_valid"] == 1).all()
+    ref, _ = degrade(it["target"][0].numpy(), 4, "bicubic")
+    np.testing.assert_array_equal(it["low"][0].numpy(), ref)
+    again = SyntheticDepthDataset(factor=4, crop=64, method="bicubic", length=5, seed=1)[2]
+    for k in it:
+        assert torch.equal(it[k], again[k])
+    assert not torch.equal(ds[3]["target"], it["target"])
+    assert not torch.equal(SyntheticDepthDataset(4, 64, length=5, seed=2)[2]["target"], it["target"])
+    with pytest.raises(IndexError):
+        ds[5]
+    big = SyntheticDepthDataset(4, 64, length=2, oversize=1.5)  # 96 px scene, random crop
+    assert big.gen == 96 and big[0]["target"].shape == (1, 64, 64)
+    with pytest.raises(ValueError):
+        SyntheticDepthDataset(4, 64, method="bogus")
+
+
+def test_depth_dataset_noise_and_holes():
+    it = SyntheticDepthDataset(4, 64, method="point", length=2, noise_std=0.01, holes=0.2)[0]
+    lv = it["low_valid"][0].numpy().astype(bool)
+    assert 0.1 < (~lv).mean() < 0.3
+    assert (it["low"][0].numpy()[~lv] == 0).all()
+    rel = it["low"][0].numpy()[lv] / it["target"][0].numpy()[::4, ::4][lv] - 1
+    assert 0.005 < rel.std() < 0.02
+
+
+def test_flow_dataset_items_and_units():
+    ds = SyntheticFlowDataset(factor=4, crop=64, method="point", length=3, seed=0)
+    it = ds[1]
+    assert it["guide"].shape == (3, 64, 64) and it["low"].shape == (2, 16, 16)
+    assert it["target"].shape == (2, 64, 64) and it["target_noc"].shape == (1, 64, 64)
+    assert (it["target_valid"] == 1).all()
+    # low-res vectors are in low-res pixels
+    torch.testing.assert_close(it["low"], it["target"][:, ::4, ::4] / 4, rtol=0, atol=1e-6)
+    it2 = SyntheticFlowDataset(factor=4, crop=64, length=3, seed=0)[1]  # default bilinear_aa
+    assert torch.equal(it2["target"], it["target"])
+    assert it2["low"].abs().max() <= it2["target"].abs().max() / 4 + 1e-4
+
+
+def test_dataloader_batches():
+    ds = SyntheticDepthDataset(factor=8, crop=40, length=4)  # crop -> 40 (multiple of 8)
+    batch = next(iter(torch.utils.data.DataLoader(ds, batch_size=2)))
+    assert batch["guide"].shape == (2, 3, 40, 40) and batch["low"].shape == (2, 1, 5, 5)
+
+
+def test_full_size_generation_runs():
+    d = make_depth_scene(123, 256, 256)
+    f = make_flow_scene(123, 256, 256)
+    assert d["depth"].shape == (256, 256) and f["flow"].shape == (256, 256, 2)
+    assert math.isfinite(float(d["depth"].max()))
