@@ -32,6 +32,7 @@ import torch.nn.functional as F
 from torch.utils.checkpoint import checkpoint
 
 from . import _common as C
+from . import gpu
 
 __all__ = ["pac_conv2d", "pac_conv_transpose2d", "pac_pool2d"]
 
@@ -262,21 +263,32 @@ def pac_conv2d(
     out_hw = C.conv_out_size((h, w), k, s, p, d)
     if min(out_hw) < 1:
         raise ValueError(f"input {h}x{w} is too small for kernel {k} with padding {p}, dilation {d}")
+    if mask is not None:
+        C.check_mask(mask, input)
+    if kernel is not None:
+        C.check_kernel(kernel, input, k, out_hw)
+    else:
+        C.check_guide(guide, input, (h, w), channel_wise, "input")
+    if input.device.type == "cuda":
+        fused = gpu.pac_conv2d(
+            input=input, guide=guide, weight=weight, bias=bias, stride=s, padding=p, dilation=d,
+            kernel_size=k, kernel_type=kernel_type, smooth_weight=smooth_weight, normalize_kernel=normalize_kernel,
+            normalize_mask=normalize_mask, mask=mask, kernel=kernel, inv_alpha=inv_alpha, inv_lambda=inv_lambda,
+            channel_wise=channel_wise,
+        )
+        if fused is not None:
+            return fused
     opts, use_z, z_uses_mask = _options(kernel_type, normalize_kernel, normalize_mask, channel_wise, shared, mask is not None)
 
     pad = (p[1], p[1], p[0], p[0])
     xp = F.pad(input, pad)
     mp = fp = centre = None
     if mask is not None:
-        C.check_mask(mask, input)
         mp = F.pad(mask.to(input.dtype), pad)
     vp = None
     if use_z:
         vp = mp if z_uses_mask else F.pad(torch.ones_like(input[:, :1]), pad)
-    if kernel is not None:
-        C.check_kernel(kernel, input, k, out_hw)
-    else:
-        C.check_guide(guide, input, (h, w), channel_wise, "input")
+    if kernel is None:
         fp = F.pad(guide, pad)
         cp = fp if smooth_weight is None else F.pad(C.smooth_centre(guide, smooth_weight), pad)
         cy, cx = d[0] * (k[0] // 2), d[1] * (k[1] // 2)
@@ -368,13 +380,22 @@ def pac_conv_transpose2d(
     out_hw = C.conv_transpose_out_size((h, w), k, s, p, op, d)
     if min(out_hw) < 1:
         raise ValueError(f"output size {out_hw} of the transposed convolution is empty")
-    opts, use_z, z_uses_mask = _options(kernel_type, normalize_kernel, normalize_mask, channel_wise, shared, mask is not None)
     if mask is not None:
         C.check_mask(mask, input)
     if kernel is not None:
         C.check_kernel(kernel, input, k, out_hw)
     else:
         C.check_guide(guide, input, out_hw, channel_wise, "output")
+    if input.device.type == "cuda":
+        fused = gpu.pac_conv_transpose2d(
+            input=input, guide=guide, weight=weight, bias=bias, stride=s, padding=p, output_padding=op,
+            dilation=d, kernel_size=k, kernel_type=kernel_type, smooth_weight=smooth_weight,
+            normalize_kernel=normalize_kernel, normalize_mask=normalize_mask, mask=mask, kernel=kernel,
+            inv_alpha=inv_alpha, inv_lambda=inv_lambda, channel_wise=channel_wise,
+        )
+        if fused is not None:
+            return fused
+    opts, use_z, z_uses_mask = _options(kernel_type, normalize_kernel, normalize_mask, channel_wise, shared, mask is not None)
 
     # Per dimension: for each output phase r, the taps t that reach it and their shift
     # delta = (t*d - p - r) / s, so that phase pixel m gathers the sample q = m - delta.
