@@ -76,18 +76,120 @@ def _accumulate(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts,
     a scalar tensor for shared filters, or (Cout, Cin)). ``kernel_taps``: per tap a
     precomputed K (B, 1|C, Ho, Wo) or None. Returns (numerator, Z or None, mask count or None).
 
-    Two schedules of the same sum: under autograd or tracing, tap by tap over the whole grid
-    (each tap checkpointed under autograd); in eager inference, band by band (see
-    :func:`_accumulate_bands`).
+    Three schedules of the same sum:
+
+    - traced (torch.compile / torch.export): tap by tap over the whole grid, each tap
+      checkpointed when gradients are needed;
+    - eager inference: band by band of output rows (:func:`_accumulate_bands`);
+    - eager training: the banded forward, and a backward that recomputes one band at a time
+      under autograd (:class:`_BandedPac`), so saved state stays band-sized.
     """
     need_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad
         for t in (xp, fp, centre, inv_alpha, inv_lambda, *(w for _, _, w in taps), *kernel_taps)
     )
-    if need_grad or torch.compiler.is_compiling() or torch.jit.is_tracing():
+    if torch.compiler.is_compiling() or torch.jit.is_tracing():
         return _accumulate_grid(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda, need_grad)
+    if need_grad:
+        return _BandedPac.run(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda)
     with torch.no_grad():
         return _accumulate_bands(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda)
+
+
+# Output rows per band when the backward pass recomputes a band under autograd: about this
+# many elements of one (C, rows, W) tensor, so that the band's recorded graph stays small.
+_GRAD_BAND_ELEMENTS = 1 << 18
+
+
+class _BandedPac(torch.autograd.Function):
+    """Autograd for the eager schedule. The forward saves only its (padded) inputs; the
+    backward re-runs :func:`_accumulate_grid` on one band of output rows at a time with
+    autograd on, and adds that band's gradients into full-size buffers."""
+
+    @staticmethod
+    def run(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda):
+        ws = [w for _, _, w in taps]
+        n_taps = len(taps)
+        kt_given = [k is not None for k in kernel_taps]
+        meta = dict(offsets=[(dy, dx) for dy, dx, _ in taps], stride=stride, out_hw=out_hw, opts=opts,
+                    n_taps=n_taps, kt_given=kt_given, w_given=[w is not None for w in ws],
+                    has=[t is not None for t in (xp, fp, mp, vp, centre, inv_alpha, inv_lambda)])
+        tensors = [t for t in (xp, fp, mp, vp, centre, inv_alpha, inv_lambda) if t is not None]
+        tensors += [w for w in ws if w is not None] + [k for k in kernel_taps if k is not None]
+        num, z, count = _BandedPac.apply(meta, *tensors)
+        return num, (z if vp is not None else None), (count if mp is not None else None)
+
+    @staticmethod
+    def _unpack(meta, tensors):
+        it = iter(tensors)
+        xp, fp, mp, vp, centre, inv_alpha, inv_lambda = (next(it) if h else None for h in meta["has"])
+        ws = [next(it) if g else None for g in meta["w_given"]]
+        kernel_taps = [next(it) if g else None for g in meta["kt_given"]]
+        taps = [(dy, dx, w) for (dy, dx), w in zip(meta["offsets"], ws)]
+        return xp, fp, mp, vp, centre, inv_alpha, inv_lambda, taps, kernel_taps
+
+    @staticmethod
+    def forward(ctx, meta, *tensors):
+        xp, fp, mp, vp, centre, inv_alpha, inv_lambda, taps, kernel_taps = _BandedPac._unpack(meta, tensors)
+        num, z, count = _accumulate_bands(xp, fp, mp, vp, centre, taps, meta["stride"], meta["out_hw"], kernel_taps,
+                                          meta["opts"], inv_alpha, inv_lambda)
+        ctx.meta = meta
+        ctx.save_for_backward(*tensors)
+        empty = num.new_empty(0)
+        z = empty if z is None else z
+        count = empty if count is None else count
+        ctx.mark_non_differentiable(count)
+        return num, z, count
+
+    @staticmethod
+    def backward(ctx, g_num, g_z, _g_count):
+        meta, tensors = ctx.meta, ctx.saved_tensors
+        xp, fp, mp, vp, centre, inv_alpha, inv_lambda, taps, kernel_taps = _BandedPac._unpack(meta, tensors)
+        (ho, wo), (sy, _) = meta["out_hw"], meta["stride"]
+        reach = max(dy for dy, _ in meta["offsets"]) + 1
+        grads = [torch.zeros_like(t) if ctx.needs_input_grad[i + 1] else None for i, t in enumerate(tensors)]
+        # Which saved tensors live on the input lattice (sliced by input rows) and which on
+        # the output grid (sliced by output rows); the rest (weights, alpha, lambda) whole.
+        n_lattice = sum(meta["has"][:4])
+        n_centre = int(meta["has"][4])
+        n_whole = sum(meta["has"][5:]) + sum(meta["w_given"])
+        width = max(xp.shape[1], g_num.shape[1])
+        band = max(1, _GRAD_BAND_ELEMENTS // max(1, xp.shape[0] * wo * width))
+        for y0 in range(0, ho, band):
+            y1 = min(ho, y0 + band)
+            parts = []
+            for i, t in enumerate(tensors):
+                if i < n_lattice:
+                    part = t[:, :, y0 * sy : (y1 - 1) * sy + reach]
+                elif i < n_lattice + n_centre or i >= n_lattice + n_centre + n_whole:
+                    part = t[..., y0:y1, :]
+                else:
+                    part = t
+                parts.append(part.detach().requires_grad_(grads[i] is not None))
+            bxp, bfp, bmp, bvp, bc, ba, bl, btaps, bkt = _BandedPac._unpack(meta, parts)
+            with torch.enable_grad():
+                n_b, z_b, _ = _accumulate_grid(bxp, bfp, bmp, bvp, bc, btaps, meta["stride"], (y1 - y0, wo), bkt,
+                                               meta["opts"], ba, bl, need_grad=False)
+                outs, gouts = [n_b], [g_num[:, :, y0:y1]]
+                if z_b is not None and g_z.numel() and z_b.requires_grad:
+                    outs.append(z_b)
+                    gouts.append(g_z[:, :, y0:y1])
+                wanted = [p for p, g in zip(parts, grads) if g is not None]
+                got = torch.autograd.grad(outs, wanted, gouts, allow_unused=True)
+            got = iter(got)
+            for i, g in enumerate(grads):
+                if g is None:
+                    continue
+                gb = next(got)
+                if gb is None:
+                    continue
+                if i < n_lattice:
+                    g[:, :, y0 * sy : (y1 - 1) * sy + reach] += gb
+                elif i < n_lattice + n_centre or i >= n_lattice + n_centre + n_whole:
+                    g[..., y0:y1, :] += gb
+                else:
+                    g += gb
+        return (None, *grads)
 
 
 def _accumulate_bands(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda):
