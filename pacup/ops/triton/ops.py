@@ -1,0 +1,395 @@
+"""The fused PAC operators: ``torch.ops.pacup.pac_fused`` and its backward.
+
+Both are ``torch.library.custom_op`` operators with fake (meta) implementations and an
+autograd formula, so ``torch.compile`` and ``torch.export`` keep them as single nodes of
+known shape. (``torch.library.triton_op`` would let Inductor look inside; it is not used
+because its decomposition cannot run the kernels under Triton's CPU interpreter, which is
+how the kernels are tested without a GPU. The kernels are compute-bound and fused already;
+Inductor would only add the bias-free epilogue fusions around them.)
+
+Device routing: CUDA tensors run the compiled kernels; CPU tensors run the very same
+kernels under Triton's interpreter (a second, interpreted copy of ``kernels.py`` is loaded
+with ``TRITON_INTERPRET=1`` set only while it is defined). The interpreter is slow and meant
+for tests.
+"""
+
+import importlib.util
+import os
+import sys
+import threading
+from pathlib import Path
+from typing import Optional
+
+import torch
+
+from .. import _common as C
+
+__all__ = ["pac_conv2d", "pac_conv_transpose2d", "KERNEL_TYPES"]
+
+# kernel_type codes shared with kernels.py
+KERNEL_TYPES = {"gaussian": 0, "inverse": 1, "inverse_asym": 2}
+
+# Output pixels per program. 64 keeps the [64, C] fp32 accumulators in registers for up
+# to 128 channels; untuned (no GPU was available when this was written).
+_BLOCK_P = 64
+_NUM_WARPS = 4
+# Programs of the weight-gradient kernel per batch element and tap: enough to fill a GPU.
+_DW_PROGRAMS = 2048
+
+_lock = threading.Lock()
+_interpreted = None
+
+
+def _kernels(device: torch.device):
+    """The kernel module for ``device``: compiled for CUDA, interpreted for the CPU."""
+    if device.type == "cuda":
+        from . import kernels
+
+        return kernels
+    global _interpreted
+    with _lock:
+        if _interpreted is None:
+            _interpreted = _load_interpreted()
+    return _interpreted
+
+
+def _load_interpreted():
+    from triton import knobs
+
+    if knobs.runtime.interpret:
+        # The whole process interprets (TRITON_INTERPRET=1 before Triton was imported).
+        from . import kernels
+
+        return kernels
+    name = __package__ + "._kernels_interpreted"
+    spec = importlib.util.spec_from_file_location(name, Path(__file__).with_name("kernels.py"))
+    module = importlib.util.module_from_spec(spec)
+    old = os.environ.get("TRITON_INTERPRET")
+    # triton.jit reads the flag when a function is decorated; restored right after.
+    os.environ["TRITON_INTERPRET"] = "1"
+    try:
+        sys.modules[name] = module
+        spec.loader.exec_module(module)
+    except BaseException:
+        sys.modules.pop(name, None)
+        raise
+    finally:
+        if old is None:
+            del os.environ["TRITON_INTERPRET"]
+        else:
+            os.environ["TRITON_INTERPRET"] = old
+    return module
+
+
+def _pow2(n: int, lo: int) -> int:
+    return max(lo, 1 << max(0, int(n) - 1).bit_length())
+
+
+def _cdiv(a, b):
+    return (a + b - 1) // b
+
+
+def _out_size(h, w, kh, kw, transposed, stride, padding, output_padding, dilation):
+    if transposed:
+        return C.conv_transpose_out_size((h, w), (kh, kw), stride, padding, output_padding, dilation)
+    return C.conv_out_size((h, w), (kh, kw), stride, padding, dilation)
+
+
+def _dot_precision(device: torch.device, dtype: torch.dtype) -> str:
+    # Like PyTorch's own convolutions: TF32 for float32 on CUDA unless switched off.
+    if device.type == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
+        return "tf32"
+    return "ieee"
+
+
+def _tap_major(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
+    """(kh, kw, Cin, Cout) contiguous: one [Cin, Cout] matrix per tap."""
+    return (weight.permute(2, 3, 0, 1) if transposed else weight.permute(2, 3, 1, 0)).contiguous()
+
+
+class _Geometry:
+    def __init__(self, input, guide, weight, transposed, stride, padding, output_padding, dilation):
+        self.b, self.cin, self.hi, self.wi = input.shape
+        self.cf, self.hg, self.wg = guide.shape[1], guide.shape[2], guide.shape[3]
+        self.kh, self.kw = weight.shape[-2:]
+        self.cout = weight.shape[1] if transposed else weight.shape[0]
+        self.transposed = transposed
+        self.s, self.p, self.d = tuple(stride), tuple(padding), tuple(dilation)
+        self.ho, self.wo = _out_size(self.hi, self.wi, self.kh, self.kw, transposed, self.s, self.p,
+                                     tuple(output_padding), self.d)
+        if transposed:
+            self.noy, self.nox, self.nph = _cdiv(self.ho, self.s[0]), _cdiv(self.wo, self.s[1]), self.s[0] * self.s[1]
+        else:
+            self.noy, self.nox, self.nph = self.ho, self.wo, 1
+        self.bci, self.bco, self.bcf = _pow2(self.cin, 16), _pow2(self.cout, 16), _pow2(self.cf, 2)
+
+    def constexprs(self):
+        return dict(
+            TRANSPOSED=self.transposed, KH=self.kh, KW=self.kw, SY=self.s[0], SX=self.s[1],
+            PY=self.p[0], PX=self.p[1], DY=self.d[0], DX=self.d[1],
+            BLOCK_P=_BLOCK_P, BCI=self.bci, BCO=self.bco, BCF=self.bcf,
+        )
+
+    def sizes(self):
+        return (self.cin, self.cout, self.cf, self.hi, self.wi, self.hg, self.wg, self.ho, self.wo)
+
+
+def _forward_impl(input, guide, weight, bias, kparams, transposed, stride, padding, output_padding, dilation,
+                  kernel_type, z_mode):
+    geo = _Geometry(input, guide, weight, transposed, stride, padding, output_padding, dilation)
+    k = _kernels(input.device)
+    x, g = input.contiguous(), guide.contiguous()
+    w = _tap_major(weight, transposed)
+    out = torch.empty(geo.b, geo.cout, geo.ho, geo.wo, dtype=input.dtype, device=input.device)
+    z = (torch.empty(geo.b, 1, geo.ho, geo.wo, dtype=torch.float32, device=input.device) if z_mode
+         else input.new_empty(0, dtype=torch.float32))
+    if out.numel() == 0:
+        return out, z
+    kp = kparams.contiguous() if kparams is not None else x
+    npix = geo.noy * geo.nox
+    grid = (_cdiv(npix, _BLOCK_P), geo.b * geo.nph)
+    k.pside_kernel[grid](
+        x, g, w, bias if bias is not None else x, kp, out, z if z_mode else out, x, x, x, x,
+        *geo.sizes(), geo.nox, npix,
+        MODE=0, KTYPE=kernel_type, ZMODE=z_mode, HAS_BIAS=bias is not None, EPS=C.INV_EPS, NEED_KP=False,
+        DOT_PREC=_dot_precision(input.device, input.dtype), num_warps=_NUM_WARPS, **geo.constexprs(),
+    )
+    return out, z
+
+
+def _backward_impl(grad_n, s, input, guide, weight, kparams, transposed, stride, padding, output_padding,
+                   dilation, kernel_type, z_mode, needs):
+    need_x, need_g, need_w, need_kp = needs
+    need_kp = need_kp and kernel_type != 0 and kparams is not None
+    geo = _Geometry(input, guide, weight, transposed, stride, padding, output_padding, dilation)
+    k = _kernels(input.device)
+    x, g, gn = input.contiguous(), guide.contiguous(), grad_n.contiguous()
+    w = _tap_major(weight, transposed)
+    sp = s.contiguous() if s is not None else x
+    kp = kparams.contiguous() if kparams is not None else x
+    empty = input.new_empty(0)
+    prec = _dot_precision(input.device, input.dtype)
+    common = dict(KTYPE=kernel_type, EPS=C.INV_EPS, DOT_PREC=prec, num_warps=_NUM_WARPS, **geo.constexprs())
+    run = gn.numel() > 0 and x.numel() > 0
+
+    gg = kg = None
+    if need_g or need_kp:
+        gg = torch.zeros(g.shape, dtype=torch.float32, device=g.device)
+        kg = torch.zeros(2, dtype=torch.float32, device=g.device)
+        if run:
+            npix = geo.noy * geo.nox
+            k.pside_kernel[(_cdiv(npix, _BLOCK_P), geo.b * geo.nph)](
+                x, g, w, x, kp, x, x, gn, sp, gg, kg, *geo.sizes(), geo.nox, npix,
+                MODE=1, ZMODE=z_mode, HAS_BIAS=False, NEED_KP=need_kp, **common,
+            )
+    gx = torch.empty_like(x) if need_x else None
+    if (need_x or need_g) and run:
+        k.qside_kernel[(_cdiv(geo.hi * geo.wi, _BLOCK_P), geo.b)](
+            x, g, w, kp, gn, sp, gx if need_x else x, gg if need_g else x, *geo.sizes(),
+            ZMODE=z_mode, NEED_X=need_x, NEED_G=need_g, **common,
+        )
+    elif need_x:
+        gx.zero_()
+    gw = None
+    if need_w:
+        taps = geo.kh * geo.kw
+        dw = torch.zeros(taps, geo.cout, geo.cin, dtype=torch.float32, device=x.device)
+        if run:
+            tiles = _cdiv(geo.noy * geo.nox, _BLOCK_P)
+            nchunk = max(1, min(tiles, _DW_PROGRAMS // (taps * geo.b)))
+            per_chunk = _cdiv(tiles, nchunk)
+            nchunk = _cdiv(tiles, per_chunk)
+            k.dweight_kernel[(taps, geo.b * nchunk)](
+                x, g, kp, gn, dw, *geo.sizes(), nchunk, per_chunk, **common,
+            )
+        dw = dw.reshape(geo.kh, geo.kw, geo.cout, geo.cin)
+        gw = (dw.permute(3, 2, 0, 1) if transposed else dw.permute(2, 3, 0, 1)).to(weight.dtype).contiguous()
+    return (
+        gx if need_x else empty,
+        gg.to(guide.dtype) if need_g else empty,
+        gw if need_w else empty,
+        kg.to(kparams.dtype) if need_kp else empty,
+    )
+
+
+# ------------------------------------------------------------------------------ operators
+
+
+@torch.library.custom_op("pacup::pac_fused", mutates_args=())
+def pac_fused(
+    input: torch.Tensor,
+    guide: torch.Tensor,
+    weight: torch.Tensor,
+    bias: Optional[torch.Tensor],
+    kparams: Optional[torch.Tensor],
+    transposed: bool,
+    stride: list[int],
+    padding: list[int],
+    output_padding: list[int],
+    dilation: list[int],
+    kernel_type: int,
+    z_mode: int,
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Fused PAC forward. Returns (output, Z) with Z (B, 1, H_out, W_out) float32, or an
+    empty tensor when ``z_mode`` is 0 (no normalisation). ``weight`` has nn.Conv2d layout,
+    or nn.ConvTranspose2d layout when ``transposed``. ``kparams`` = (alpha, lambda) of the
+    inverse kernel."""
+    return _forward_impl(input, guide, weight, bias, kparams, transposed, stride, padding, output_padding,
+                         dilation, kernel_type, z_mode)
+
+
+@pac_fused.register_fake
+def _pac_fused_fake(input, guide, weight, bias, kparams, transposed, stride, padding, output_padding, dilation,
+                    kernel_type, z_mode):
+    b, _, h, w = input.shape
+    kh, kw = weight.shape[-2:]
+    cout = weight.shape[1] if transposed else weight.shape[0]
+    ho, wo = _out_size(h, w, kh, kw, transposed, stride, padding, output_padding, dilation)
+    out = input.new_empty(b, cout, ho, wo)
+    z = input.new_empty((b, 1, ho, wo) if z_mode else (0,), dtype=torch.float32)
+    return out, z
+
+
+@torch.library.custom_op("pacup::pac_fused_backward", mutates_args=())
+def pac_fused_backward(
+    grad_n: torch.Tensor,
+    s: Optional[torch.Tensor],
+    input: torch.Tensor,
+    guide: torch.Tensor,
+    weight: torch.Tensor,
+    kparams: Optional[torch.Tensor],
+    transposed: bool,
+    stride: list[int],
+    padding: list[int],
+    output_padding: list[int],
+    dilation: list[int],
+    kernel_type: int,
+    z_mode: int,
+    needs: list[bool],
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Gradients (input, guide, weight, kparams) of :func:`pac_fused` from ``grad_n`` =
+    dL/dout / Z and ``s`` = sum over channels of grad_n * (out - bias) (for z_mode 2).
+    ``needs`` selects them; the others are returned as empty tensors."""
+    return _backward_impl(grad_n, s, input, guide, weight, kparams, transposed, stride, padding, output_padding,
+                          dilation, kernel_type, z_mode, needs)
+
+
+@pac_fused_backward.register_fake
+def _pac_fused_backward_fake(grad_n, s, input, guide, weight, kparams, transposed, stride, padding, output_padding,
+                             dilation, kernel_type, z_mode, needs):
+    need_x, need_g, need_w, need_kp = needs
+    need_kp = need_kp and kernel_type != 0 and kparams is not None
+
+    def like(t, need):
+        return torch.empty_like(t) if need else input.new_empty(0)
+
+    return like(input, need_x), like(guide, need_g), like(weight, need_w), (
+        kparams.new_empty(2) if need_kp else input.new_empty(0)
+    )
+
+
+def _setup_context(ctx, inputs, output):
+    (input, guide, weight, bias, kparams, transposed, stride, padding, output_padding, dilation,
+     kernel_type, z_mode) = inputs
+    out, z = output
+    # out is needed only when Z sums K (the derivative of 1/Z).
+    ctx.save_for_backward(input, guide, weight, bias, kparams, out if z_mode == 2 else None, z if z_mode else None)
+    ctx.args = (transposed, stride, padding, output_padding, dilation, kernel_type, z_mode)
+
+
+def _backward(ctx, grad_out, grad_z):
+    input, guide, weight, bias, kparams, out, z = ctx.saved_tensors
+    transposed, stride, padding, output_padding, dilation, kernel_type, z_mode = ctx.args
+    need = ctx.needs_input_grad
+    s = None
+    if z_mode:
+        nz = z > 0
+        grad_n = torch.where(nz, grad_out.float() / torch.where(nz, z, torch.ones_like(z)), 0.0)
+        if z_mode == 2:
+            y = out.float() if bias is None else out.float() - bias.float().reshape(1, -1, 1, 1)
+            s = (grad_n * y).sum(1).contiguous()
+        grad_n = grad_n.to(grad_out.dtype)
+    else:
+        grad_n = grad_out
+    needs = [bool(need[0]), bool(need[1]), bool(need[2]), bool(need[4])]
+    gx = gg = gw = gk = gb = None
+    if any(needs):
+        gx, gg, gw, gk = torch.ops.pacup.pac_fused_backward(
+            grad_n, s, input, guide, weight, kparams, transposed, stride, padding, output_padding, dilation,
+            kernel_type, z_mode, needs,
+        )
+    if bias is not None and need[3]:
+        gb = grad_out.sum((0, 2, 3)).to(bias.dtype)
+    return (
+        gx if needs[0] else None,
+        gg if needs[1] else None,
+        gw if needs[2] else None,
+        gb,
+        gk if needs[3] and gk.numel() else None,
+        None, None, None, None, None, None, None,
+    )
+
+
+pac_fused.register_autograd(_backward, setup_context=_setup_context)
+
+
+# ------------------------------------------------------------------------------ wrappers
+
+
+def _kernel_params(kernel_type, inv_alpha, inv_lambda, like):
+    kt = C.parse_kernel_type(kernel_type)
+    if not kt.is_inverse:
+        return 0, None
+    code = KERNEL_TYPES["inverse_asym" if kt.asymmetric else "inverse"]
+
+    def scalar(v, default):
+        if isinstance(v, torch.Tensor):
+            return v.reshape(()).to(device=like.device, dtype=torch.float32)
+        return torch.tensor(float(default if v is None else v), dtype=torch.float32, device=like.device)
+
+    return code, torch.stack([scalar(inv_alpha, kt.alpha), scalar(inv_lambda, kt.lam)])
+
+
+def _z_mode(normalize_kernel, normalize_mask):
+    if normalize_mask is None:
+        normalize_mask = normalize_kernel
+    if normalize_kernel:
+        return 2
+    return 1 if normalize_mask else 0
+
+
+def _dense_weight(weight, cin, kernel_size, like):
+    """Pooling (weight None) and shared (1, 1, kh, kw) filters as per-channel diagonal filters."""
+    eye = torch.eye(cin, dtype=like.dtype, device=like.device)[:, :, None, None]
+    if weight is None:
+        return eye.expand(cin, cin, *kernel_size).contiguous()
+    return eye * weight
+
+
+def pac_conv2d(input, guide, weight, bias=None, stride=1, padding=0, dilation=1, *, kernel_type="gaussian",
+               normalize_kernel=False, normalize_mask=None, inv_alpha=None, inv_lambda=None, kernel_size=None):
+    """Fused :func:`pacup.ops.functional.pac_conv2d` without mask, precomputed kernel,
+    smoothing or channel-wise kernels (see :mod:`pacup.ops.gpu` for what falls back)."""
+    s, p, d = C.pair(stride, "stride"), C.pair(padding, "padding"), C.pair(dilation, "dilation")
+    if weight is None or (weight.shape[0] == 1 and weight.shape[1] == 1 and input.shape[1] > 1):
+        k = C.pair(kernel_size if weight is None else weight.shape[-2:], "kernel_size")
+        weight = _dense_weight(weight, input.shape[1], k, input)
+    code, kparams = _kernel_params(kernel_type, inv_alpha, inv_lambda, input)
+    out, _ = torch.ops.pacup.pac_fused(input, guide, weight, bias, kparams, False, list(s), list(p), [0, 0], list(d),
+                                       code, _z_mode(normalize_kernel, normalize_mask))
+    return out
+
+
+def pac_conv_transpose2d(input, guide, weight, bias=None, stride=1, padding=0, output_padding=0, dilation=1, *,
+                         kernel_type="gaussian", normalize_kernel=False, normalize_mask=None, inv_alpha=None,
+                         inv_lambda=None):
+    """Fused :func:`pacup.ops.functional.pac_conv_transpose2d` (sub-pixel phases, no
+    inserted zeros), same restrictions as :func:`pac_conv2d`."""
+    s, p, d = C.pair(stride, "stride"), C.pair(padding, "padding"), C.pair(dilation, "dilation")
+    op = C.pair(output_padding, "output_padding")
+    if weight.shape[0] == 1 and weight.shape[1] == 1 and input.shape[1] > 1:
+        weight = _dense_weight(weight, input.shape[1], weight.shape[-2:], input)
+    code, kparams = _kernel_params(kernel_type, inv_alpha, inv_lambda, input)
+    out, _ = torch.ops.pacup.pac_fused(input, guide, weight, bias, kparams, True, list(s), list(p), list(op), list(d),
+                                       code, _z_mode(normalize_kernel, normalize_mask))
+    return out
