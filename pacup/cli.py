@@ -1,20 +1,899 @@
-"""The ``pacup`` command line (Typer)."""
+"""The ``pacup`` command line (Typer + rich): a thin skin over :mod:`pacup.pipeline`.
+
+Exit status: 0 success; 1 a failure while processing (unwritable output, model failure,
+any item of a folder failing); 2 a usage error (bad option, missing or unreadable input,
+size/factor mismatch, empty folder, model not available).
+
+Messages: results and the summary go to stdout; errors and warnings go to stderr, one line
+each, naming the file. ``--debug`` adds the Python traceback. Progress bars are drawn only
+on a terminal (stderr) and never with ``--quiet``; without a terminal each folder item gets
+one plain log line instead.
+
+Heavy imports (torch, the pipeline) happen inside the commands, so ``pacup --help`` and
+``pacup --version`` stay fast.
+"""
 
 from __future__ import annotations
 
-from typing import Optional
+import os
+import sys
+import time
+import traceback
+import warnings
+from dataclasses import dataclass
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Callable, Optional
 
+import numpy as np
 import typer
+from rich.console import Console
+from rich.table import Table
+from rich.text import Text
 
 from . import __version__
 
+EXIT_OK = 0
+EXIT_FAILED = 1
+EXIT_USAGE = 2
+
+# Guide images may come in any common image format; paired with inputs by file stem.
+GUIDE_EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".tif", ".tiff", ".webp", ".ppm", ".pgm")
+
+EXIT_CODES_HELP = (
+    "[bold]Exit status[/bold]: 0 success; 1 failure while processing (unwritable output, "
+    "model failure, any folder item failed); 2 usage error (bad option, missing or "
+    "unreadable input, size/factor mismatch, empty folder, model not available)."
+)
+
 app = typer.Typer(
     name="pacup",
-    help="RGB-guided joint upsampling of depth maps and optical flow.",
+    help=(
+        "RGB-guided joint upsampling of depth maps and optical flow with pixel-adaptive "
+        "convolutions.\n\n"
+        "[bold]Examples[/bold]: pacup depth LOW.png --guide RGB.png -o OUT.png;  "
+        "pacup flow LOW.flo --guide FRAME.png;  pacup models\n\n" + EXIT_CODES_HELP
+    ),
     no_args_is_help=True,
     add_completion=False,
+    rich_markup_mode="rich",
+    pretty_exceptions_enable=False,  # we print one-line errors; --debug shows the traceback
     context_settings={"help_option_names": ["-h", "--help"]},
 )
+
+
+class Device(str, Enum):
+    auto = "auto"
+    cpu = "cpu"
+    cuda = "cuda"
+
+
+class Backend(str, Enum):
+    # Only PyTorch for now; ONNX Runtime joins this enum when its backend lands.
+    torch = "torch"
+
+
+# --------------------------------------------------------------------------- output
+
+
+def _stdout() -> Console:
+    # Created per use: CliRunner and callers may swap sys.stdout/sys.stderr between calls.
+    return Console(highlight=False, soft_wrap=True)
+
+
+def _stderr() -> Console:
+    return Console(stderr=True, highlight=False, soft_wrap=True)
+
+
+def _say(console: Console, label: str, style: str, message: str) -> None:
+    # Text objects are never parsed for markup, so file names with [brackets] print as-is;
+    # soft_wrap keeps each message on one line however narrow the terminal.
+    console.print(Text.assemble((label, style), message))
+
+
+def _error_line(message: str, console: Console | None = None) -> None:
+    _say(console or _stderr(), "error: ", "bold red", message)
+
+
+def _warning_line(message: str, console: Console | None = None) -> None:
+    _say(console or _stderr(), "warning: ", "bold yellow", message)
+
+
+def _one_line(text: str) -> str:
+    return " ".join(str(text).split())
+
+
+class CliError(Exception):
+    """A failure to report as one line and an exit status."""
+
+    def __init__(self, message: str, code: int, cause: BaseException | None = None):
+        super().__init__(_one_line(message))
+        self.code = code
+        self.cause = cause
+
+
+def _describe_exception(exc: BaseException) -> str:
+    text = _one_line(str(exc))
+    name = type(exc).__name__
+    return f"{name}: {text}" if text else name
+
+
+def _classify(exc: BaseException, context: str, writing: bool = False) -> CliError:
+    """Map a library exception to a CliError naming the file(s) in ``context``.
+
+    Read problems, bad inputs and model availability are usage errors (2): the command
+    cannot work as given. Write problems and anything unexpected are failures (1).
+    """
+    from . import errors
+    from .io import PacupIOError, ReadError, WriteError
+
+    if isinstance(exc, CliError):
+        return exc
+    if isinstance(exc, PacupIOError):
+        # pacup.io messages already start with the file they are about.
+        failed = isinstance(exc, WriteError) or (writing and not isinstance(exc, ReadError))
+        code = EXIT_FAILED if failed else EXIT_USAGE
+        return CliError(str(exc), code, exc)
+    if isinstance(exc, errors.ModelNotAvailableError):
+        message = _one_line(str(exc))
+        if not message.startswith("unknown model"):
+            # The library's advice is for Python callers (allow_random=...); keep its
+            # diagnosis (first sentence) and give the command-line options instead.
+            message = message.split(". ", 1)[0].rstrip(".") + (
+                ". Pass --random-weights to run an UNTRAINED network (testing only), "
+                "or --model PATH for a trained .safetensors file"
+            )
+        return CliError(message, EXIT_USAGE, exc)
+    if isinstance(exc, errors.ModelFileError):
+        return CliError(_one_line(str(exc)), EXIT_USAGE, exc)
+    if isinstance(exc, errors.InputError):
+        return CliError(f"{context}: {_one_line(str(exc))}", EXIT_USAGE, exc)
+    if isinstance(exc, MemoryError):
+        return CliError(f"{context}: out of memory (try a smaller --tile, e.g. --tile 64)", EXIT_FAILED, exc)
+    return CliError(f"{context}: processing failed: {_describe_exception(exc)}", EXIT_FAILED, exc)
+
+
+def _report(err: CliError, debug: bool, console: Console | None = None) -> None:
+    _error_line(str(err), console)
+    if debug and err.cause is not None:
+        traceback.print_exception(type(err.cause), err.cause, err.cause.__traceback__, file=sys.stderr)
+
+
+# --------------------------------------------------------------------------- tasks
+
+
+@dataclass
+class Settings:
+    """Everything a depth/flow run needs besides the file names."""
+
+    task: str  # "depth" | "flow"
+    factor: Optional[int]
+    model: Optional[str]
+    device: str
+    tile: Optional[int]
+    half: bool
+    random_weights: bool
+    quiet: bool
+    debug: bool
+    depth_scale: Optional[float] = None
+    out_depth_scale: Optional[float] = None
+    max_flow: Optional[float] = None
+
+    @property
+    def supported(self) -> tuple[str, ...]:
+        from .io import SUPPORTED_DEPTH, SUPPORTED_FLOW
+
+        return SUPPORTED_DEPTH if self.task == "depth" else SUPPORTED_FLOW
+
+    def default_out_ext(self, low: Path) -> str:
+        # Depth keeps the input's format; flow defaults to Middlebury .flo, the one format
+        # every flow tool reads.
+        return low.suffix.lower() if self.task == "depth" else ".flo"
+
+    # -- reading / writing
+
+    def read_input(self, path: Path) -> tuple[np.ndarray, np.ndarray]:
+        from .io import read_depth, read_flow
+
+        if self.task == "depth":
+            return read_depth(path, depth_scale=self.depth_scale)
+        return read_flow(path)
+
+    def write_output(self, path: Path, result: np.ndarray) -> None:
+        from .io import write_depth, write_flow
+
+        if self.task == "depth":
+            scale = self.out_depth_scale if self.out_depth_scale is not None else self.depth_scale
+            write_depth(path, result, depth_scale=scale)
+        else:
+            write_flow(path, result)
+
+    # -- model
+
+    def upsample(self, low, valid, guide, factor: int) -> np.ndarray:
+        import pacup
+
+        fn = pacup.upsample_depth if self.task == "depth" else pacup.upsample_flow
+        # The model goes by name/path: the pipeline picks the network for the factor
+        # (non-power-of-two factors run the next power of two) and loading is cheap.
+        return fn(
+            low,
+            guide,
+            factor=factor,
+            model=self.model,
+            device=self.device,
+            valid=valid,
+            tile=self.tile,
+            half=self.half,
+            allow_random=self.random_weights,
+        )
+
+    # -- visualisation
+
+    def colorize(self, low, low_valid, result, factor: int) -> tuple[np.ndarray, np.ndarray]:
+        """(input, result) colour images with one shared normalisation."""
+        from .io import colorize_depth, colorize_flow
+
+        if self.task == "depth":
+            values = low[low_valid]
+            if values.size:
+                vmin, vmax = (float(v) for v in np.percentile(values, [2, 98]))
+            else:
+                vmin = vmax = None
+            return (
+                colorize_depth(low, low_valid, vmin=vmin, vmax=vmax),
+                colorize_depth(result, vmin=vmin, vmax=vmax),
+            )
+        low_full = low * np.float32(factor)  # low-res vectors in full-res pixels, like the result
+        norm = self.max_flow
+        if norm is None:
+            mags = np.hypot(low_full[..., 0], low_full[..., 1])[low_valid]
+            norm = float(mags.max()) if mags.size and mags.max() > 0 else None
+        return colorize_flow(low_full, low_valid, max_norm=norm), colorize_flow(result, max_norm=norm)
+
+    def colorize_result(self, result: np.ndarray) -> np.ndarray:
+        from .io import colorize_depth, colorize_flow
+
+        if self.task == "depth":
+            return colorize_depth(result)
+        return colorize_flow(result, max_norm=self.max_flow)
+
+
+@dataclass
+class Job:
+    low: Path
+    guide: Path
+    out: Path
+    vis: Optional[Path] = None
+    strip: Optional[Path] = None
+
+    def outputs(self) -> list[Path]:
+        return [p for p in (self.out, self.vis, self.strip) if p is not None]
+
+
+@dataclass
+class Done:
+    shape: tuple[int, int]
+    factor: int
+    seconds: float
+    warnings: list[str]
+
+
+def _png_range_warning(settings: Settings, job: Job, result: np.ndarray) -> Optional[str]:
+    """Float depth (e.g. metres) written to a 16-bit PNG without a scale loses everything
+    below 1 unit; say so instead of silently writing a staircase."""
+    if settings.task != "depth" or job.out.suffix.lower() != ".png":
+        return None
+    scale = settings.out_depth_scale if settings.out_depth_scale is not None else settings.depth_scale
+    finite = result[np.isfinite(result) & (result > 0)]
+    if finite.size == 0:
+        return None
+    top = float(finite.max()) * (scale or 1.0)
+    if top < 256:
+        return (
+            f"{job.out}: depth values only reach {top:.3g} after scaling; a 16-bit PNG stores integers, "
+            "so this loses precision (pass --out-depth-scale 1000 to store millimetres, or write .npy/.pfm/.tif)"
+        )
+    return None
+
+
+def process(job: Job, settings: Settings) -> Done:
+    """Read, upsample, write one item. Raises CliError."""
+    from .io import read_guide, side_by_side, write_image
+
+    start = time.perf_counter()
+    pair = f"{job.low} (guide {job.guide})"
+    caught: list[warnings.WarningMessage] = []
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        try:
+            low, low_valid = settings.read_input(job.low)
+            guide = read_guide(job.guide)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            raise _classify(exc, pair) from None
+
+        try:
+            import pacup
+
+            factor = pacup.resolve_factor(low.shape[:2], guide.shape[:2], settings.factor)
+            result = settings.upsample(low, low_valid, guide, factor)
+        except Exception as exc:  # noqa: BLE001 - classified below
+            raise _classify(exc, pair) from None
+
+        try:
+            note = _png_range_warning(settings, job, result)
+            if note:
+                warnings.warn(note, stacklevel=1)
+            settings.write_output(job.out, result)
+            if job.vis is not None:
+                write_image(job.vis, settings.colorize_result(result))
+            if job.strip is not None:
+                low_rgb, result_rgb = settings.colorize(low, low_valid, result, factor)
+                write_image(job.strip, side_by_side([guide, low_rgb, result_rgb]))
+        except Exception as exc:  # noqa: BLE001 - classified below
+            raise _classify(exc, str(job.out), writing=True) from None
+
+    from .models import RandomWeightsWarning
+
+    messages = []
+    for w in caught:
+        text = _one_line(str(w.message))
+        # The CLI prints its own random-weights warning once per run, not once per file.
+        if not issubclass(w.category, RandomWeightsWarning) and text not in messages:
+            messages.append(text)
+    return Done(tuple(result.shape[:2]), factor, time.perf_counter() - start, messages)
+
+
+# --------------------------------------------------------------------------- checks
+
+
+def _image_extension_ok(path: Path) -> bool:
+    from PIL import Image
+
+    return path.suffix.lower() in Image.registered_extensions()
+
+
+def _check_output_path(path: Path, supported: tuple[str, ...] | None, what: str) -> None:
+    """Refuse unusable output paths before any work is done."""
+    ext = path.suffix.lower()
+    if supported is not None and ext not in supported:
+        shown = f"'{ext}'" if ext else "no extension"
+        raise CliError(
+            f"{path}: unknown {what} file extension ({shown}); supported: {', '.join(supported)}", EXIT_USAGE
+        )
+    if supported is None and not _image_extension_ok(path):
+        shown = f"'{ext}'" if ext else "no extension"
+        raise CliError(f"{path}: unknown image file extension ({shown}) for {what}; use e.g. .png", EXIT_USAGE)
+    if path.is_dir():
+        raise CliError(f"{path}: is a directory, not a file ({what})", EXIT_USAGE)
+    _check_writable_dir(path.parent if str(path.parent) else Path("."), path)
+
+
+def _check_writable_dir(directory: Path, for_path: Path) -> None:
+    directory = directory if str(directory) else Path(".")
+    if not directory.is_dir():
+        what = "is not a directory" if directory.exists() else "does not exist"
+        raise CliError(f"{for_path}: output directory {what}: {directory}", EXIT_FAILED)
+    if not os.access(directory, os.W_OK | os.X_OK):
+        raise CliError(f"{for_path}: output directory is not writable: {directory}", EXIT_FAILED)
+
+
+def _check_input_file(path: Path, role: str) -> None:
+    if not path.exists():
+        raise CliError(f"{path}: file not found ({role})", EXIT_USAGE)
+    if path.is_dir():
+        raise CliError(f"{path}: is a folder; {role} must be a file when LOW is a file", EXIT_USAGE)
+
+
+def _same_file(a: Path, b: Path) -> bool:
+    try:
+        return a.exists() and b.exists() and os.path.samefile(a, b)
+    except OSError:
+        return False
+
+
+def _check_device(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CliError("--device cuda: no CUDA device is available (use --device cpu or auto)", EXIT_USAGE)
+
+
+def _random_weights_banner(settings: Settings) -> None:
+    if settings.random_weights:
+        _warning_line(
+            "--random-weights: running an UNTRAINED network with random weights; the output is "
+            "NOT a meaningful upsampling (use it only to test the pipeline and file handling)"
+        )
+
+
+# --------------------------------------------------------------------------- single file
+
+
+def run_single(low: Path, guide: Path, out: Optional[Path], vis: Optional[Path], strip: Optional[Path],
+               out_ext: Optional[str], skip_existing: bool, settings: Settings) -> int:
+    _check_input_file(low, "LOW")
+    _check_input_file(guide, "--guide")
+    if out is None:
+        # Default: the current directory, so read-only input folders work and the result
+        # is easy to find; "_up" keeps it from ever replacing the input.
+        ext = out_ext or settings.default_out_ext(low)
+        out = Path(low.stem + "_up" + ext)
+    elif out_ext is not None and out.suffix.lower() != out_ext:
+        raise CliError(f"{out}: -o has extension '{out.suffix}' but --out-ext is '{out_ext}'", EXIT_USAGE)
+    _check_output_path(out, settings.supported, settings.task)
+    if _same_file(out, low) or _same_file(out, guide):
+        raise CliError(f"{out}: output would overwrite an input file; choose another -o", EXIT_USAGE)
+    for extra, what in ((vis, "--vis"), (strip, "--vis-strip")):
+        if extra is not None:
+            _check_output_path(extra, None, what)
+            if extra.resolve() == out.resolve():
+                raise CliError(f"{extra}: {what} is the same file as the output", EXIT_USAGE)
+    job = Job(low, guide, out, vis, strip)
+    if skip_existing and all(p.exists() for p in job.outputs()):
+        if not settings.quiet:
+            _say(_stdout(), "skipped: ", "bold", f"{out} exists (--skip-existing)")
+        return EXIT_OK
+    _check_device(settings.device)
+    _random_weights_banner(settings)
+
+    done = process(job, settings)
+    for message in done.warnings:
+        _warning_line(message)
+    if not settings.quiet:
+        h, w = done.shape
+        written = ", ".join(str(p) for p in job.outputs())
+        model = settings.model or "default"
+        _say(_stdout(), "wrote ", "bold green", f"{written} ({w}x{h}, x{done.factor}, model {model}, {done.seconds:.2f} s)")
+    return EXIT_OK
+
+
+# --------------------------------------------------------------------------- folder mode
+
+
+def _list_inputs(folder: Path, pattern: Optional[str], supported: tuple[str, ...], task: str) -> list[Path]:
+    if pattern:
+        files = [p for p in folder.glob(pattern) if p.is_file()]
+    else:
+        files = [p for p in folder.iterdir() if p.is_file() and p.suffix.lower() in supported]
+    # Hidden files include pacup's own in-progress temporary files (".name.tmp-*").
+    return sorted(p for p in files if not p.name.startswith("."))
+
+
+def _guides_by_stem(folder: Path, exclude: set[Path]) -> dict[str, list[Path]]:
+    guides: dict[str, list[Path]] = {}
+    for p in sorted(folder.iterdir()):
+        if p.is_file() and not p.name.startswith(".") and p.suffix.lower() in GUIDE_EXTENSIONS and p not in exclude:
+            guides.setdefault(p.stem, []).append(p)
+    return guides
+
+
+class _RateColumn:
+    """Factory for a rich column showing files/s (or s/file when slower than 1 file/s)."""
+
+    @staticmethod
+    def make():
+        from rich.progress import ProgressColumn
+
+        class RateColumn(ProgressColumn):
+            def render(self, task):
+                speed = task.finished_speed or task.speed
+                if not speed:
+                    return Text("-- files/s", style="progress.data.speed")
+                text = f"{speed:.2f} files/s" if speed >= 1 else f"{1 / speed:.2f} s/file"
+                return Text(text, style="progress.data.speed")
+
+        return RateColumn()
+
+
+def _summary(ok: int, failed: int, skipped: int, seconds: float, interrupted: bool) -> Table:
+    table = Table(title="pacup summary" + (" (interrupted)" if interrupted else ""), show_header=True)
+    table.add_column("ok", justify="right", style="green")
+    table.add_column("failed", justify="right", style="red" if failed else "")
+    table.add_column("skipped", justify="right")
+    table.add_column("time", justify="right")
+    table.add_column("per file", justify="right")
+    processed = ok + failed
+    per = f"{seconds / processed:.2f} s" if processed else "-"
+    table.add_row(str(ok), str(failed), str(skipped), f"{seconds:.1f} s", per)
+    return table
+
+
+def run_folder(low_dir: Path, guide_dir: Path, out_dir: Optional[Path], vis_dir: Optional[Path],
+               strip_dir: Optional[Path], out_ext: Optional[str], pattern: Optional[str],
+               skip_existing: bool, settings: Settings) -> int:
+    if not guide_dir.exists():
+        raise CliError(f"{guide_dir}: folder not found (--guide)", EXIT_USAGE)
+    if not guide_dir.is_dir():
+        raise CliError(f"{guide_dir}: --guide must be a folder when LOW is a folder ({low_dir})", EXIT_USAGE)
+    if out_dir is None:
+        raise CliError(f"{low_dir}: LOW is a folder, so -o/--output must name an output folder", EXIT_USAGE)
+    if out_dir.exists() and not out_dir.is_dir():
+        raise CliError(f"{out_dir}: -o must be a folder when LOW is a folder", EXIT_USAGE)
+    for d, what in ((out_dir, "-o"), (vis_dir, "--vis"), (strip_dir, "--vis-strip")):
+        if d is not None and d.exists() and os.path.samefile(d, low_dir):
+            raise CliError(f"{d}: {what} folder must differ from the input folder", EXIT_USAGE)
+    if out_ext is not None and out_ext not in settings.supported:
+        raise CliError(
+            f"--out-ext '{out_ext}': not a {settings.task} format; supported: {', '.join(settings.supported)}",
+            EXIT_USAGE,
+        )
+
+    lows = _list_inputs(low_dir, pattern, settings.supported, settings.task)
+    if not lows:
+        wanted = pattern or " ".join("*" + e for e in settings.supported)
+        raise CliError(f"{low_dir}: no input files matching {wanted}", EXIT_USAGE)
+    guides = _guides_by_stem(guide_dir, exclude=set(lows))
+    _check_device(settings.device)
+
+    for d in (out_dir, vis_dir, strip_dir):
+        if d is not None:
+            try:
+                d.mkdir(parents=True, exist_ok=True)
+            except OSError as exc:
+                raise CliError(f"{d}: cannot create output folder: {exc.strerror or exc}", EXIT_FAILED, exc) from None
+            _check_writable_dir(d, d)
+
+    jobs: list[tuple[Path, Optional[Job], Optional[str]]] = []  # (low, job, problem)
+    stems: dict[str, int] = {}
+    for p in lows:
+        stems[p.stem] = stems.get(p.stem, 0) + 1
+    for p in lows:
+        candidates = guides.get(p.stem, [])
+        if stems[p.stem] > 1:
+            jobs.append((p, None, f"{p}: several inputs share the stem '{p.stem}'; their outputs would collide"))
+        elif not candidates:
+            jobs.append((p, None, f"{p}: no guide image named '{p.stem}.*' in {guide_dir}"))
+        elif len(candidates) > 1:
+            names = ", ".join(c.name for c in candidates)
+            jobs.append((p, None, f"{p}: several guide images match its stem in {guide_dir}: {names}"))
+        else:
+            ext = out_ext or settings.default_out_ext(p)
+            job = Job(
+                p,
+                candidates[0],
+                out_dir / (p.stem + ext),
+                vis_dir / (p.stem + ".png") if vis_dir is not None else None,
+                strip_dir / (p.stem + ".png") if strip_dir is not None else None,
+            )
+            jobs.append((p, job, None))
+
+    err = _stderr()
+    out = _stdout()
+    unused = sorted(stem for stem in guides if stem not in stems)
+    if unused:
+        shown = ", ".join(guides[s][0].name for s in unused[:5]) + (", ..." if len(unused) > 5 else "")
+        _warning_line(f"{guide_dir}: {len(unused)} guide image(s) have no input and are ignored: {shown}", err)
+    _random_weights_banner(settings)
+
+    ok = failed = skipped = 0
+    warned: set[str] = set()
+    interrupted = False
+    start = time.perf_counter()
+    show_bar = err.is_terminal and not settings.quiet
+    progress = None
+    if show_bar:
+        from rich.progress import (
+            BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn, TimeRemainingColumn,
+        )
+
+        progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            _RateColumn.make(),
+            TimeElapsedColumn(),
+            TextColumn("ETA"),
+            TimeRemainingColumn(),
+            console=err,
+        )
+        progress.start()
+        bar = progress.add_task(settings.task, total=len(jobs))
+    log = progress.console if progress is not None else err
+    total = len(jobs)
+    try:
+        for index, (low, job, problem) in enumerate(jobs, 1):
+            try:
+                if problem is not None:
+                    raise CliError(problem, EXIT_FAILED)
+                assert job is not None
+                if skip_existing and all(p.exists() for p in job.outputs()):
+                    skipped += 1
+                    if progress is None and not settings.quiet:
+                        _say(out, f"[{index}/{total}] skipped ", "dim", f"{low.name}: {job.out} exists")
+                    continue
+                done = process(job, settings)
+            except CliError as exc:
+                if _is_fatal(exc):
+                    raise
+                failed += 1
+                _report(exc, settings.debug, log)
+            else:
+                ok += 1
+                for message in done.warnings:
+                    if message not in warned:  # e.g. "--half is ignored on the CPU" once, not per file
+                        warned.add(message)
+                        _warning_line(message, log)
+                if progress is None and not settings.quiet:
+                    _say(out, f"[{index}/{total}] ok ", "green",
+                         f"{low.name} -> {job.out} (x{done.factor}, {done.seconds:.2f} s)")
+            finally:
+                if progress is not None:
+                    progress.advance(bar)
+    except KeyboardInterrupt:
+        interrupted = True
+    finally:
+        if progress is not None:
+            progress.stop()
+
+    seconds = time.perf_counter() - start
+    if not settings.quiet:
+        out.print(_summary(ok, failed, skipped, seconds, interrupted))
+    if interrupted:
+        _error_line(f"interrupted after {ok + failed + skipped} of {total} files")
+        return 130
+    return EXIT_FAILED if failed else EXIT_OK
+
+
+def _is_fatal(exc: CliError) -> bool:
+    """Model problems affect every item: stop the batch rather than fail each file alike."""
+    from . import errors
+
+    return isinstance(exc.cause, (errors.ModelNotAvailableError, errors.ModelFileError))
+
+
+# --------------------------------------------------------------------------- commands
+
+
+def _run(fn: Callable[[], int], debug: bool) -> None:
+    try:
+        code = fn()
+    except CliError as exc:
+        _report(exc, debug)
+        raise typer.Exit(exc.code) from None
+    except KeyboardInterrupt:
+        _error_line("interrupted")
+        raise typer.Exit(130) from None
+    raise typer.Exit(code)
+
+
+def _positive(name: str):
+    def check(value):
+        if value is not None and not (value > 0 and np.isfinite(value)):
+            raise typer.BadParameter(f"must be a positive number, got {value}", param_hint=name)
+        return value
+
+    return check
+
+
+def _normalise_ext(value: Optional[str]) -> Optional[str]:
+    if value is None:
+        return None
+    value = value.strip().lower()
+    return value if value.startswith(".") else "." + value
+
+
+_MODEL = "Model and device"
+_OUT = "Output"
+_FOLDER = "Folder mode"
+
+# Options shared by `pacup depth` and `pacup flow` (Typer reads them from the signatures).
+Factor = Annotated[Optional[int], typer.Option(
+    "--factor", "-f", help="Upsampling factor, 2 to 16.", show_default="guide size / input size",
+    rich_help_panel=_MODEL)]
+Model = Annotated[Optional[str], typer.Option(
+    "--model", "-m", help="Registry name (see `pacup models`) or path to a .safetensors weights file.",
+    show_default="the default model for the factor", rich_help_panel=_MODEL)]
+DeviceOpt = Annotated[Device, typer.Option(
+    "--device", help="Where to run: auto picks CUDA when available.", rich_help_panel=_MODEL)]
+BackendOpt = Annotated[Backend, typer.Option("--backend", help="Inference backend.", rich_help_panel=_MODEL)]
+Tile = Annotated[Optional[int], typer.Option(
+    "--tile", min=1, help="Tile size in low-res pixels (bounds memory; tiles overlap, so results match).",
+    show_default="automatic", rich_help_panel=_MODEL)]
+Half = Annotated[bool, typer.Option("--half", help="Half precision (CUDA only).", rich_help_panel=_MODEL)]
+RandomWeights = Annotated[bool, typer.Option(
+    "--random-weights", help="Allow an UNTRAINED network when no trained weights are installed (testing only).",
+    rich_help_panel=_MODEL)]
+Vis = Annotated[Optional[Path], typer.Option(
+    "--vis", help="Write a colourised PNG of the result (a folder in folder mode).", rich_help_panel=_OUT)]
+Glob = Annotated[Optional[str], typer.Option(
+    "--glob", help="Which files of the LOW folder to process (default: every supported extension).",
+    show_default=False, rich_help_panel=_FOLDER)]
+SkipExisting = Annotated[bool, typer.Option(
+    "--skip-existing", help="Skip inputs whose outputs (and requested visualisations) all exist.",
+    rich_help_panel=_FOLDER)]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="Print only errors and warnings.")]
+Debug = Annotated[bool, typer.Option("--debug", help="Show Python tracebacks with errors.")]
+
+
+def _common_run(task: str, low: Path, guide: Path, output, factor, model, device, backend, vis, vis_strip,
+                out_ext, tile, half, random_weights, glob, skip_existing, quiet, debug, **extra) -> None:
+    settings = Settings(
+        task=task,
+        factor=factor,
+        model=model,
+        device=device.value,
+        tile=tile,
+        half=half,
+        random_weights=random_weights,
+        quiet=quiet,
+        debug=debug,
+        **extra,
+    )
+    del backend  # only "torch" exists; the pipeline picks it. ONNX arrives with its own issue.
+    out_ext = _normalise_ext(out_ext)
+
+    def go() -> int:
+        if low.is_dir():
+            return run_folder(low, guide, output, vis, vis_strip, out_ext, glob, skip_existing, settings)
+        if not low.exists():
+            raise CliError(f"{low}: file not found (LOW)", EXIT_USAGE)
+        if glob is not None:
+            raise CliError("--glob only applies when LOW is a folder", EXIT_USAGE)
+        return run_single(low, guide, output, vis, vis_strip, out_ext, skip_existing, settings)
+
+    _run(go, debug)
+
+
+DEPTH_EPILOG = (
+    "[bold]Examples[/bold]\n\n"
+    "pacup depth samples/depth/motorcycle_depth_x16.png --guide samples/depth/motorcycle_rgb.png "
+    "-o motorcycle_up.png --vis-strip strip.png\n\n"
+    "pacup depth low_dir/ --guide rgb_dir/ -o out_dir/ --vis vis_dir/ --skip-existing\n\n"
+    "[bold]Files[/bold]: depth .png (16-bit) .npy .pfm .tif/.tiff; 0, NaN and negative values in the input "
+    "mean 'no measurement'; output pixels without information are written as 0. The output format "
+    "follows -o's extension (default: LOW's format, written as [italic]<LOW stem>_up<ext>[/italic] in "
+    "the current directory) and keeps LOW's units. Folder mode pairs LOW/x.* with GUIDE/x.* (any image "
+    "format) by file stem and writes OUT/x<ext>.\n\n" + EXIT_CODES_HELP
+)
+
+FLOW_EPILOG = (
+    "[bold]Examples[/bold]\n\n"
+    "pacup flow samples/flow/synth_flow_x8.flo --guide samples/flow/synth_img0.png "
+    "-o synth_up.flo --vis synth_up.png --max-flow 32\n\n"
+    "pacup flow flow_dir/ --guide frames_dir/ -o out_dir/ --out-ext .flo --vis vis_dir/ --max-flow 40\n\n"
+    "[bold]Files[/bold]: flow .flo .png (KITTI 16-bit) .pfm .npy, in the input's pixels; the output "
+    "is in full-resolution pixels (vectors multiplied by the factor). The output format follows "
+    "-o's extension (default: .flo, written as [italic]<LOW stem>_up.flo[/italic] in the current "
+    "directory). --vis uses the Middlebury colour wheel; pass the same --max-flow to every "
+    "run to make colours comparable. Folder mode pairs LOW/x.* with GUIDE/x.* (any image format) "
+    "by file stem and writes OUT/x.flo.\n\n" + EXIT_CODES_HELP
+)
+
+
+@app.command(epilog=DEPTH_EPILOG, no_args_is_help=True)
+def depth(
+    low: Annotated[Path, typer.Argument(
+        help="Low-resolution depth file, or a folder of them.", show_default=False, metavar="LOW")],
+    guide: Annotated[Path, typer.Option(
+        "--guide", "-g", help="Full-resolution RGB guide image (a folder when LOW is one).", show_default=False)],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Output file (a folder in folder mode).",
+        show_default="<LOW stem>_up<ext> in the current directory", rich_help_panel=_OUT)] = None,
+    factor: Factor = None,
+    model: Model = None,
+    device: DeviceOpt = Device.auto,
+    backend: BackendOpt = Backend.torch,
+    tile: Tile = None,
+    half: Half = False,
+    random_weights: RandomWeights = False,
+    depth_scale: Annotated[Optional[float], typer.Option(
+        "--depth-scale", callback=_positive("--depth-scale"),
+        help="Stored units per depth unit (e.g. 1000 for mm PNGs), applied on read and write.",
+        show_default="1, values as stored")] = None,
+    out_depth_scale: Annotated[Optional[float], typer.Option(
+        "--out-depth-scale", callback=_positive("--out-depth-scale"),
+        help="Scale of the output file when it differs: --depth-scale 1000 --out-depth-scale 1 writes metres.",
+        show_default="--depth-scale", rich_help_panel=_OUT)] = None,
+    out_ext: Annotated[Optional[str], typer.Option(
+        "--out-ext", help="Output format (.png .npy .pfm .tif) for default and folder-mode names.",
+        show_default="LOW's extension", rich_help_panel=_OUT)] = None,
+    vis: Vis = None,
+    vis_strip: Annotated[Optional[Path], typer.Option(
+        "--vis-strip", help="Write a PNG strip: guide | input (nearest) | result, one colour range.",
+        rich_help_panel=_OUT)] = None,
+    glob: Glob = None,
+    skip_existing: SkipExisting = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+):
+    """Upsample a low-resolution depth map guided by a full-resolution RGB image."""
+    _common_run("depth", low, guide, output, factor, model, device, backend, vis, vis_strip, out_ext, tile, half,
+                random_weights, glob, skip_existing, quiet, debug,
+                depth_scale=depth_scale, out_depth_scale=out_depth_scale)
+
+
+@app.command(epilog=FLOW_EPILOG, no_args_is_help=True)
+def flow(
+    low: Annotated[Path, typer.Argument(
+        help="Low-resolution flow file, or a folder of them.", show_default=False, metavar="LOW")],
+    guide: Annotated[Path, typer.Option(
+        "--guide", "-g", help="Full-resolution RGB guide: the flow's first frame (a folder when LOW is one).",
+        show_default=False)],
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Output file (a folder in folder mode).",
+        show_default="<LOW stem>_up.flo in the current directory", rich_help_panel=_OUT)] = None,
+    factor: Factor = None,
+    model: Model = None,
+    device: DeviceOpt = Device.auto,
+    backend: BackendOpt = Backend.torch,
+    tile: Tile = None,
+    half: Half = False,
+    random_weights: RandomWeights = False,
+    max_flow: Annotated[Optional[float], typer.Option(
+        "--max-flow", callback=_positive("--max-flow"),
+        help="Flow length (full-res px) drawn fully saturated by --vis/--vis-strip; fix it to compare frames.",
+        show_default="the largest length in each image", rich_help_panel=_OUT)] = None,
+    out_ext: Annotated[Optional[str], typer.Option(
+        "--out-ext", help="Output format (.flo .png .pfm .npy) for default and folder-mode names.",
+        show_default=".flo", rich_help_panel=_OUT)] = None,
+    vis: Vis = None,
+    vis_strip: Annotated[Optional[Path], typer.Option(
+        "--vis-strip", help="Write a PNG strip: guide | input (nearest, x factor) | result, one normalisation.",
+        rich_help_panel=_OUT)] = None,
+    glob: Glob = None,
+    skip_existing: SkipExisting = False,
+    quiet: Quiet = False,
+    debug: Debug = False,
+):
+    """Upsample a low-resolution optical flow field guided by the full-resolution first frame."""
+    _common_run("flow", low, guide, output, factor, model, device, backend, vis, vis_strip, out_ext, tile, half,
+                random_weights, glob, skip_existing, quiet, debug, max_flow=max_flow)
+
+
+def _is_available(entry) -> bool:
+    """Whether the entry's weight file is installed (``entry.available`` when the registry has it)."""
+    available = getattr(entry, "available", None)
+    if available is not None:
+        return bool(available)
+    from .models import weights_dirs
+
+    return any((d / entry.file).is_file() for d in weights_dirs())
+
+
+def _format_scores(scores) -> str:
+    if not scores:
+        return "-"
+    if isinstance(scores, dict):
+        parts = []
+        for key, value in scores.items():
+            shown = f"{value:.3g}" if isinstance(value, float) else str(value)
+            parts.append(f"{key} {shown}")
+        return ", ".join(parts)
+    return str(scores)
+
+
+@app.command(epilog="[bold]Example[/bold]\n\npacup models\n\n" + EXIT_CODES_HELP)
+def models():
+    """List the registered models: name, task, factor, whether weights are installed, scores."""
+    from .models import list_models
+
+    entries = list(list_models())
+    table = Table(title="pacup models")
+    table.add_column("name", style="bold")
+    table.add_column("task")
+    table.add_column("factor", justify="right")
+    table.add_column("available")
+    table.add_column("scores")
+    table.add_column("description")
+    for e in entries:
+        table.add_row(
+            str(e.name),
+            str(e.task),
+            f"x{e.factor}" if e.factor else "-",
+            "[green]yes[/green]" if _is_available(e) else "[red]no[/red]",
+            _format_scores(getattr(e, "scores", None)),
+            str(getattr(e, "description", "") or ""),
+        )
+    console = _stdout()
+    console.print(table)
+    if not any(_is_available(e) for e in entries):
+        console.print(
+            "No trained weights are installed yet: use --model PATH with a weights file, or "
+            "--random-weights to test the pipeline with an untrained network.",
+            markup=False,
+        )
 
 
 def _version(value: bool):
@@ -29,7 +908,7 @@ def _root(
         None, "--version", callback=_version, is_eager=True, help="Print the version and exit."
     ),
 ):
-    """RGB-guided joint upsampling of depth maps and optical flow."""
+    """Root options (the app's help text is set on the Typer object)."""
 
 
 def main():
