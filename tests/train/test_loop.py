@@ -1,0 +1,144 @@
+import json
+
+import numpy as np
+import pytest
+import torch
+from PIL import Image
+from safetensors.torch import load_file
+
+from pacup.models import PacJointUpsample, count_parameters, save_model
+from pacup.train.ablations import (ConcatJointUpsample, PacJointUpsampleK1, build_ablation, load_any_model)
+from pacup.train.loop import TrainConfig, batch_indices, masked_loss, normalise_batch, train
+
+TINY = dict(task="depth", factor=4, variant="lite", crop=32, batch=2, lr=2e-3, threads=1, log_every=1,
+            synthetic_pool=4, progress=False)
+
+
+def _log(out):
+    return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
+
+
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(tmp_path):
+    # One synthetic item repeated: the loss on that batch must fall.
+    s = train(TrainConfig(**{**TINY, "synthetic_pool": 1, "steps": 25, "lr_schedule": "constant"},
+                          out_dir=str(tmp_path / "r")))
+    losses = [r["loss"] for r in _log(tmp_path / "r")]
+    assert len(losses) == 25 and s["step"] == 25
+    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
+
+
+def test_resume_continues_identically(tmp_path):
+    cfg = dict(TINY, steps=4, ckpt_every=2)
+    full = train(TrainConfig(**cfg, out_dir=str(tmp_path / "full")))
+    # max_minutes=0 stops after the first step and saves; resume runs steps 1..3.
+    part = train(TrainConfig(**cfg, out_dir=str(tmp_path / "part"), max_minutes=0))
+    assert part["step"] == 1
+    again = train(TrainConfig(**cfg, out_dir=str(tmp_path / "part"), resume=True))
+    assert again["step"] == 4 and full["step"] == 4
+    a = load_file(str(tmp_path / "full" / "model.safetensors"))
+    b = load_file(str(tmp_path / "part" / "model.safetensors"))
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    assert [r["loss"] for r in _log(tmp_path / "full")] == [r["loss"] for r in _log(tmp_path / "part")]
+    # And the resumed weights differ from the checkpoint it started from (it did train).
+    state = torch.load(tmp_path / "part" / "last_state.pt", weights_only=False)
+    assert state["step"] == 4 and state["optimizer"]["state"]
+
+
+def test_batches_are_a_function_of_seed_and_step():
+    n = 10
+    epoch0 = [i for t in range(5) for i in batch_indices(t, 2, n, seed=3)]
+    assert sorted(epoch0) == list(range(n))
+    assert batch_indices(7, 2, n, seed=3) == batch_indices(7, 2, n, seed=3)
+    assert batch_indices(0, 4, n, seed=3) != batch_indices(0, 4, n, seed=4)
+
+
+def test_normalise_batch_is_the_pipeline_map():
+    low = torch.tensor([[[[2.0, 4.0], [6.0, 99.0]]]])
+    lv = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
+    target = torch.full((1, 1, 4, 4), 5.0)
+    b = {"low": low, "low_valid": lv, "target": target, "target_valid": torch.ones(1, 1, 4, 4),
+         "guide": torch.rand(1, 3, 4, 4)}
+    xn, tn, tv = normalise_batch(b, 2, flow=False)
+    assert xn[0, 0, 0].tolist() == [0.0, 0.5] and xn[0, 0, 1, 0] == 1.0
+    assert 0.0 <= float(xn[0, 0, 1, 1]) <= 1.0  # hole filled from valid neighbours, not 99
+    assert torch.allclose(tn, torch.full_like(tn, 0.75))
+    # Flow: channels separately, target divided by the factor first.
+    fl = torch.stack([torch.tensor([[0.0, 2.0], [0.0, 2.0]]), torch.tensor([[1.0, 1.0], [1.0, 1.0]])])[None]
+    bf = {"low": fl, "low_valid": torch.ones(1, 1, 2, 2), "target": torch.full((1, 2, 4, 4), 4.0),
+          "target_valid": torch.ones(1, 1, 4, 4), "guide": torch.rand(1, 3, 4, 4)}
+    xn, tn, _ = normalise_batch(bf, 2, flow=True)
+    assert xn[0, 0].tolist() == [[0.0, 1.0], [0.0, 1.0]] and (xn[0, 1] == 0).all()
+    assert torch.allclose(tn[0, 0], torch.full((4, 4), 1.0)) and torch.allclose(tn[0, 1], torch.full((4, 4), 1.0))
+
+
+def test_masked_loss():
+    p, t = torch.zeros(1, 1, 2, 2), torch.tensor([[[[1.0, 3.0], [1.0, 100.0]]]])
+    v = torch.tensor([[[[1.0, 1.0], [1.0, 0.0]]]])
+    assert float(masked_loss(p, t, v, "l1")) == pytest.approx(5 / 3)
+    assert float(masked_loss(p, t, v, "mse")) == pytest.approx(11 / 3)
+
+
+@pytest.mark.parametrize("factor", [4, 8])
+@pytest.mark.parametrize("channels", [1, 2])
+def test_ablations_build_and_run(factor, channels):
+    pac = PacJointUpsample(factor, "lite")
+    low, guide = torch.rand(2, channels, 6, 5), torch.rand(2, 3, 6 * factor, 5 * factor)
+    for name in ("k1", "concat"):
+        m = build_ablation(name, factor, "lite")
+        out = m(low, guide)
+        assert out.shape == (2, channels, 6 * factor, 5 * factor) and torch.isfinite(out).all()
+        out.mean().backward()
+        assert all(p.grad is not None for p in m.parameters())
+    concat = build_ablation("concat", factor, "lite")
+    assert abs(count_parameters(concat) / count_parameters(pac) - 1) < 0.05
+
+
+def test_k1_is_pac_with_a_constant_guide():
+    # Same weights, K = 1 everywhere (constant guide, no guide scale) -> identical outputs.
+    torch.manual_seed(0)
+    pac = PacJointUpsample(4, "lite", guide_scale=None)
+    k1 = PacJointUpsampleK1(4, "lite")
+    missing, unexpected = k1.load_state_dict(pac.state_dict(), strict=False)
+    assert not missing and all(k.startswith("guidance.") for k in unexpected)
+    low = torch.rand(1, 1, 7, 6)
+    guide = torch.full((1, 3, 28, 24), 0.3)
+    with torch.no_grad():
+        torch.testing.assert_close(k1(low, guide), pac(low, guide), rtol=1e-4, atol=5e-5)
+        # ... and a textured guide makes PAC differ (the test can tell them apart).
+        pac.guide_scale = torch.nn.Parameter(torch.full((2,), 50.0))
+        assert not torch.allclose(k1(low, guide), pac(low, torch.rand_like(guide)), atol=1e-4)
+
+
+def test_ablation_files_round_trip(tmp_path):
+    for m in (build_ablation("k1", 8, "lite"), build_ablation("concat", 8, "lite")):
+        path = tmp_path / f"{m.config['arch']}.safetensors"
+        save_model(m, path, {"task": "depth"})
+        back = load_any_model(path, factor=8)
+        assert type(back) is type(m) and back.config == m.config
+        low, guide = torch.rand(1, 1, 4, 4), torch.rand(1, 3, 32, 32)
+        with torch.no_grad():
+            assert torch.equal(back(low, guide), m.eval()(low, guide))
+    with pytest.raises(ValueError):
+        load_any_model(tmp_path / "ConcatJointUpsample.safetensors", factor=4)
+
+
+def test_train_ablation_and_folder_source(tmp_path):
+    rng = np.random.default_rng(0)
+    folder = tmp_path / "data"
+    folder.mkdir()
+    for i in range(2):
+        Image.fromarray(rng.integers(0, 255, (40, 48, 3)).astype(np.uint8)).save(folder / f"{i}_color.png")
+        np.save(folder / f"{i}_depth.npy", (rng.random((40, 48)) + 1).astype(np.float32))
+    s = train(TrainConfig(**{**TINY, "steps": 2}, data=["synthetic", str(folder)], ablation="concat",
+                          out_dir=str(tmp_path / "r")))
+    assert s["step"] == 2 and np.isfinite(s["loss"])
+    assert isinstance(load_any_model(tmp_path / "r" / "model.safetensors"), ConcatJointUpsample)
+
+
+def test_bad_options(tmp_path):
+    with pytest.raises(ValueError):
+        train(TrainConfig(**{**TINY, "steps": 1}, loss="huber", out_dir=str(tmp_path)))
+    with pytest.raises(ValueError):
+        train(TrainConfig(**{**TINY, "steps": 1, "task": "normals"}, out_dir=str(tmp_path)))
