@@ -561,7 +561,10 @@ def run_folder(low_dir: Path, guide_dir: Path, out_dir: Optional[Path], vis_dir:
 
     err = _stderr()
     out = _stdout()
-    unused = sorted(stem for stem in guides if stem not in stems)
+    # Guides of inputs that --glob left out are expected to go unused; only report guides
+    # without any input file at all.
+    low_stems = {p.stem for p in low_dir.iterdir() if p.is_file()}
+    unused = sorted(stem for stem in guides if stem not in low_stems)
     if unused:
         shown = ", ".join(guides[s][0].name for s in unused[:5]) + (", ..." if len(unused) > 5 else "")
         _warning_line(f"{guide_dir}: {len(unused)} guide image(s) have no input and are ignored: {shown}", err)

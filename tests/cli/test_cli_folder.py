@@ -92,6 +92,7 @@ def test_glob_and_hidden_files(invoke, tmp_path):
                     "--glob", "keep_*")
     assert result.exit_code == 0, result.output
     assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["keep_1.png", "keep_2.png"]
+    assert "no input" not in result.stderr  # other.png's guide is unused on purpose, not unpaired
 
 
 def test_flow_folder_with_vis_and_out_ext(invoke, tmp_path):
@@ -152,3 +153,25 @@ def test_folder_usage_errors(invoke, tmp_path, setup, fragments):
     assert result.exit_code == 2, result.output
     one_line_error(result.stderr, *fragments)
     assert not (tmp_path / "out").exists()
+
+
+def test_interrupt_stops_with_a_summary(invoke, tmp_path, monkeypatch):
+    import pacup.cli
+
+    low_dir, rgb_dir = make_depth_folder(tmp_path)
+    real_process = pacup.cli.process
+    calls = []
+
+    def interrupted_on_second(job, settings):
+        calls.append(job.low.name)
+        if len(calls) == 2:
+            raise KeyboardInterrupt
+        return real_process(job, settings)
+
+    monkeypatch.setattr(pacup.cli, "process", interrupted_on_second)
+    result = invoke("depth", low_dir, "--guide", rgb_dir, "-o", tmp_path / "out", "--random-weights")
+    assert result.exit_code == 130
+    assert calls == ["a.png", "b.png"]  # nothing after the interrupt
+    assert "interrupted" in result.stdout and summary_counts(result.stdout) == (1, 0, 0)
+    one_line_error(result.stderr, "interrupted after 1 of 3")
+    assert sorted(p.name for p in (tmp_path / "out").iterdir()) == ["a.png"]

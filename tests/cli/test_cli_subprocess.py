@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import numpy as np
+import pytest
 from cli_helpers import H, W
 
 from pacup.io import read_depth, read_flow, read_guide
@@ -50,6 +51,7 @@ def test_errors_in_a_real_process(depth_pair, tmp_path):
     assert "scene_depth.png" in proc.stderr and "Traceback" in proc.stderr
 
 
+@pytest.mark.slow  # 736x496 at x16: 5-15 s on a shared 2-core CPU
 def test_shipped_sample_x16(tmp_path):
     proc = pacup("depth", SAMPLES / "depth" / "motorcycle_depth_x16.png", "--guide",
                  SAMPLES / "depth" / "motorcycle_rgb.png", "--random-weights", "-o", "up.png",
