@@ -353,20 +353,17 @@ def _image_extension_ok(path: Path) -> bool:
     return path.suffix.lower() in Image.registered_extensions()
 
 
-def _check_output_path(path: Path, supported: tuple[str, ...] | None, what: str) -> None:
-    """Refuse unusable output paths before any work is done."""
-    ext = path.suffix.lower()
-    if supported is not None and ext not in supported:
-        shown = f"'{ext}'" if ext else "no extension"
-        raise CliError(
-            f"{path}: unknown {what} file extension ({shown}); supported: {', '.join(supported)}", EXIT_USAGE
-        )
-    if supported is None and not _image_extension_ok(path):
-        shown = f"'{ext}'" if ext else "no extension"
-        raise CliError(f"{path}: unknown image file extension ({shown}) for {what}; use e.g. .png", EXIT_USAGE)
+def _check_output_path(path: Path, option: str, supported: tuple[str, ...] | None = None, kind: str = "image") -> None:
+    """Refuse unusable output paths before any work is done (``supported=None``: any image format)."""
     if path.is_dir():
-        raise CliError(f"{path}: is a directory, not a file ({what})", EXIT_USAGE)
-    _check_writable_dir(path.parent if str(path.parent) else Path("."), path)
+        raise CliError(f"{path}: is a folder; {option} names an output file unless LOW is a folder", EXIT_USAGE)
+    ext = path.suffix.lower()
+    ok = ext in supported if supported is not None else _image_extension_ok(path)
+    if not ok:
+        shown = f"'{ext}'" if ext else "no extension"
+        hint = f"supported: {', '.join(supported)}" if supported is not None else "use e.g. .png"
+        raise CliError(f"{path}: unknown {kind} file extension ({shown}) for {option}; {hint}", EXIT_USAGE)
+    _check_writable_dir(path.parent, path)
 
 
 def _check_writable_dir(directory: Path, for_path: Path) -> None:
@@ -415,6 +412,13 @@ def run_single(low: Path, guide: Path, out: Optional[Path], vis: Optional[Path],
                out_ext: Optional[str], skip_existing: bool, settings: Settings) -> int:
     _check_input_file(low, "LOW")
     _check_input_file(guide, "--guide")
+    if low.suffix.lower() not in settings.supported:
+        # Checked here so the message names the input, not the default output derived from it.
+        shown = f"'{low.suffix}'" if low.suffix else "no extension"
+        raise CliError(
+            f"{low}: unknown {settings.task} file extension ({shown}); supported: {', '.join(settings.supported)}",
+            EXIT_USAGE,
+        )
     if out is None:
         # Default: the current directory, so read-only input folders work and the result
         # is easy to find; "_up" keeps it from ever replacing the input.
@@ -422,12 +426,12 @@ def run_single(low: Path, guide: Path, out: Optional[Path], vis: Optional[Path],
         out = Path(low.stem + "_up" + ext)
     elif out_ext is not None and out.suffix.lower() != out_ext:
         raise CliError(f"{out}: -o has extension '{out.suffix}' but --out-ext is '{out_ext}'", EXIT_USAGE)
-    _check_output_path(out, settings.supported, settings.task)
+    _check_output_path(out, "-o", settings.supported, settings.task)
     if _same_file(out, low) or _same_file(out, guide):
         raise CliError(f"{out}: output would overwrite an input file; choose another -o", EXIT_USAGE)
     for extra, what in ((vis, "--vis"), (strip, "--vis-strip")):
         if extra is not None:
-            _check_output_path(extra, None, what)
+            _check_output_path(extra, what)
             if extra.resolve() == out.resolve():
                 raise CliError(f"{extra}: {what} is the same file as the output", EXIT_USAGE)
     job = Job(low, guide, out, vis, strip)
@@ -445,7 +449,8 @@ def run_single(low: Path, guide: Path, out: Optional[Path], vis: Optional[Path],
         h, w = done.shape
         written = ", ".join(str(p) for p in job.outputs())
         model = settings.model or "default"
-        _say(_stdout(), "wrote ", "bold green", f"{written} ({w}x{h}, x{done.factor}, model {model}, {done.seconds:.2f} s)")
+        details = f"{w}x{h}, x{done.factor}, model {model}, {done.seconds:.2f} s"
+        _say(_stdout(), "wrote ", "bold green", f"{written} ({details})")
     return EXIT_OK
 
 

@@ -228,6 +228,26 @@ def test_unknown_output_extension(invoke, depth_pair, tmp_path):
     one_line_error(result.stderr, "vis.nope")
 
 
+def test_input_with_unknown_extension_is_named(invoke, tmp_path):
+    (tmp_path / "in").mkdir()
+    low, guide = tmp_path / "in" / "depth.jpg", tmp_path / "in" / "g.png"
+    write_image(low, guide_image(0, LOW_H, LOW_W))
+    write_image(guide, guide_image())
+    result = invoke("depth", low, "--guide", guide, "--random-weights")
+    assert result.exit_code == 2
+    line = one_line_error(result.stderr, str(low), "extension", ".npy")
+    assert "_up" not in line  # about the input, not the default output name derived from it
+
+
+def test_output_that_is_a_folder(invoke, depth_pair, tmp_path):
+    low, guide = depth_pair
+    (tmp_path / "outdir").mkdir()
+    result = invoke("depth", low, "--guide", guide, "--random-weights", "-o", tmp_path / "outdir")
+    assert result.exit_code == 2
+    one_line_error(result.stderr, "outdir", "folder")
+    assert not list((tmp_path / "outdir").iterdir())
+
+
 def test_output_over_input_is_refused(invoke, depth_pair):
     low, guide = depth_pair
     before = low.read_bytes()
