@@ -2,15 +2,15 @@
 
 Exit status: 0 success; 1 a failure while processing (unwritable output, model failure,
 any item of a folder failing); 2 a usage error (bad option, missing or unreadable input,
-size/factor mismatch, empty folder, model not available).
+size/factor mismatch, empty folder, model not available); 130 interrupted (Ctrl-C).
 
 Messages: results and the summary go to stdout; errors and warnings go to stderr, one line
-each, naming the file. ``--debug`` adds the Python traceback. Progress bars are drawn only
-on a terminal (stderr) and never with ``--quiet``; without a terminal each folder item gets
-one plain log line instead.
+each, naming the file. ``--debug`` adds the Python traceback. The folder progress bar is
+drawn only when stdout and stderr are both terminals and never with ``--quiet``; otherwise
+each folder item gets one plain log line. rich drops colours on non-terminals by itself.
 
-Heavy imports (torch, the pipeline) happen inside the commands, so ``pacup --help`` and
-``pacup --version`` stay fast.
+This module imports torch and the pipeline only inside the commands, so ``--help`` and
+``--version`` cost no more than importing the ``pacup`` package itself.
 """
 
 from __future__ import annotations
@@ -579,7 +579,9 @@ def run_folder(low_dir: Path, guide_dir: Path, out_dir: Optional[Path], vis_dir:
     warned: set[str] = set()
     interrupted = False
     start = time.perf_counter()
-    show_bar = err.is_terminal and not settings.quiet
+    # A bar only when both streams are terminals: with stdout redirected to a log, the log
+    # gets one line per file instead.
+    show_bar = err.is_terminal and out.is_terminal and not settings.quiet
     progress = None
     if show_bar:
         from rich.progress import (
