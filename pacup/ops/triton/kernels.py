@@ -16,8 +16,9 @@ centre ``c_p`` at         guide[o*s - pad + d*(k//2)]                 guide[p]
 ========================  ==========================================  ===============================
 
 For the transposed layer a tap reaches phase ``r`` only when ``(r + pad - t*d)`` is a
-multiple of ``s`` (the sub-pixel decomposition): the taps of a phase are chosen at compile
-time, so no inserted zero is ever multiplied. Guide positions outside the guide read as 0
+multiple of ``s`` (the sub-pixel decomposition): each program serves one phase (a
+compile-time constant of its branch) and skips the other taps with a uniform scalar
+branch, so no inserted zero is ever multiplied. Guide positions outside the guide read as 0
 (zero padding), samples outside the input do not exist (they add nothing and are not
 counted in Z). Nothing of size C*kh*kw*H*W is ever written: K is recomputed where needed.
 
@@ -73,6 +74,18 @@ def _adapt(fq, cp, alpha, lam, KTYPE: tl.constexpr, EPS: tl.constexpr):
         dk = 0.5 * lam * pw / base
         dlam = 0.5 * logb * pw
     return k, dk, diff, dlam
+
+
+@triton.jit
+def _mm(a, b, acc, DOT_PREC: tl.constexpr):
+    """tl.dot with float32 accumulation. DOT_PREC "upcast" multiplies in float32: only for
+    bfloat16 under Triton's interpreter, whose dot cannot multiply bfloat16 (it holds them
+    as uint16); products of bfloat16 numbers are exact in float32, so the result is the
+    same as a bfloat16 dot with float32 accumulation."""
+    if DOT_PREC == "upcast":
+        return tl.dot(a.to(tl.float32), b.to(tl.float32), acc, input_precision="ieee")
+    else:
+        return tl.dot(a, b, acc, input_precision=DOT_PREC)
 
 
 @triton.jit
@@ -158,25 +171,33 @@ def _pside_phase(
         gc = tl.full((BLOCK_P, BCF), 0.0, tl.float32)
         ka = tl.full((BLOCK_P,), 0.0, tl.float32)
         kl = tl.full((BLOCK_P,), 0.0, tl.float32)
-    for ty in tl.static_range(KH):
-        # (r + pad - t*d) / s, shifted by KH*DY*s so that the compile-time modulo and
-        # division work on non-negative numbers.
-        if (TRANSPOSED == 0) or ((RY + PY - ty * DY + SY * KH * DY) % SY == 0):
-            if TRANSPOSED:
-                qy = oy + ((RY + PY - ty * DY + SY * KH * DY) // SY - KH * DY)
-                fy = qy * SY + (KH // 2) * DY - PY
-            else:
-                qy = oy * SY - PY + ty * DY
-                fy = qy
+    # Runtime loops over the taps (not unrolled: unrolled, the compiler keeps several
+    # taps' blocks live at once and spills). For the transposed layer a tap reaches this
+    # phase when (r + pad - t*d) is a multiple of s; the shift by s*KH*DY keeps the
+    # numbers non-negative.
+    for ty in range(KH):
+        ny = RY + PY - ty * DY + SY * KH * DY
+        if TRANSPOSED:
+            tap_y = ny % SY == 0
+            qy = oy + (ny // SY - KH * DY)
+            fy = qy * SY + (KH // 2) * DY - PY
+        else:
+            tap_y = True
+            qy = oy * SY - PY + ty * DY
+            fy = qy
+        if tap_y:
             vy = (qy >= 0) & (qy < HI)
-            for tx in tl.static_range(KW):
-                if (TRANSPOSED == 0) or ((RX + PX - tx * DX + SX * KW * DX) % SX == 0):
-                    if TRANSPOSED:
-                        qx = ox + ((RX + PX - tx * DX + SX * KW * DX) // SX - KW * DX)
-                        fx = qx * SX + (KW // 2) * DX - PX
-                    else:
-                        qx = ox * SX - PX + tx * DX
-                        fx = qx
+            for tx in range(KW):
+                nx = RX + PX - tx * DX + SX * KW * DX
+                if TRANSPOSED:
+                    tap_x = nx % SX == 0
+                    qx = ox + (nx // SX - KW * DX)
+                    fx = qx * SX + (KW // 2) * DX - PX
+                else:
+                    tap_x = True
+                    qx = ox * SX - PX + tx * DX
+                    fx = qx
+                if tap_x:
                     v = pok & vy & (qx >= 0) & (qx < WI)
                     vf = v.to(tl.float32)
                     fq = _load_feat(g_base, fy, fx, v, HG, WG, CF, BCF)
@@ -185,13 +206,13 @@ def _pside_phase(
                     wt = _load_tap_weight(w_ptr, ty, tx, CIN, COUT, KW, BCI, BCO, False)
                     if MODE == 0:
                         xk = (xq.to(tl.float32) * (k * vf)[:, None]).to(xq.dtype)
-                        acc = tl.dot(xk, wt, acc, input_precision=DOT_PREC)
+                        acc = _mm(xk, wt, acc, DOT_PREC)
                         if ZMODE == 2:
                             zacc += k * vf
                         elif ZMODE == 1:
                             zacc += vf
                     else:
-                        xw = tl.dot(xq, wt, input_precision=DOT_PREC)
+                        xw = _mm(xq, wt, None, DOT_PREC)
                         a = tl.reduce(xw * gn, 1, _sum_combine)
                         if ZMODE == 2:
                             a = a - sp
@@ -295,10 +316,10 @@ def qside_kernel(
         alpha = 0.0
         lam = 0.0
     if NEED_G:
-        xq = _load_pix(x_ptr + b64 * CIN * HI * WI, qy, qx, qok, HI, WI, CIN, BCI).to(tl.float32)
+        xq = _load_pix(x_ptr + b64 * CIN * HI * WI, qy, qx, qok, HI, WI, CIN, BCI)
     gx = tl.full((BLOCK_P, BCI), 0.0, tl.float32)
     gf = tl.full((BLOCK_P, BCF), 0.0, tl.float32)
-    for ty in tl.static_range(KH):
+    for ty in range(KH):
         if TRANSPOSED:
             py = qy * SY - PY + ty * DY
             vy = (py >= 0) & (py < HO)
@@ -310,7 +331,7 @@ def qside_kernel(
             if SY > 1:
                 vy = vy & (ny % SY == 0)
             cy = py * SY - PY + (KH // 2) * DY
-        for tx in tl.static_range(KW):
+        for tx in range(KW):
             if TRANSPOSED:
                 px = qx * SX - PX + tx * DX
                 vx = (px >= 0) & (px < WO)
@@ -328,11 +349,11 @@ def qside_kernel(
             k, dk, diff, dlam = _adapt(fq, cp, alpha, lam, KTYPE, EPS)
             gnp = _load_pix(gn_base, py, px, v, HO, WO, COUT, BCO)
             wtt = _load_tap_weight(w_ptr, ty, tx, CIN, COUT, KW, BCI, BCO, True)
-            u = tl.dot(gnp, wtt, input_precision=DOT_PREC)
+            u = _mm(gnp, wtt, None, DOT_PREC)
             if NEED_X:
                 gx += u * (k * vf)[:, None]
             if NEED_G:
-                a = tl.reduce(u * xq, 1, _sum_combine)
+                a = tl.reduce(u * xq.to(tl.float32), 1, _sum_combine)
                 if ZMODE == 2:
                     a = a - tl.load(s_ptr + b64 * HO * WO + py * WO + px, mask=v, other=0.0)
                 gf += (2.0 * a * vf * dk)[:, None] * diff
@@ -422,7 +443,7 @@ def dweight_kernel(
         xq = _load_pix(x_base, qy, qx, v, HI, WI, CIN, BCI)
         xk = (xq.to(tl.float32) * (k * v.to(tl.float32))[:, None]).to(xq.dtype)
         gnp = _load_pix(gn_base, py, px, v, HO, WO, COUT, BCO)
-        acc = tl.dot(tl.trans(gnp), xk, acc, input_precision=DOT_PREC)
+        acc = _mm(tl.trans(gnp), xk, acc, DOT_PREC)
     co = tl.arange(0, BCO)
     ci = tl.arange(0, BCI)
     dptr = dw_ptr + t * COUT * CIN + co[:, None] * CIN + ci[None, :]

@@ -29,10 +29,12 @@ __all__ = ["pac_conv2d", "pac_conv_transpose2d", "KERNEL_TYPES"]
 # kernel_type codes shared with kernels.py
 KERNEL_TYPES = {"gaussian": 0, "inverse": 1, "inverse_asym": 2}
 
-# Output pixels per program. 64 keeps the [64, C] fp32 accumulators in registers for up
-# to 128 channels; untuned (no GPU was available when this was written).
-_BLOCK_P = 64
-_NUM_WARPS = 4
+# (pixels per program, warps) per kernel. Chosen so that ptxas (sm_90, fp16/bf16/fp32, 32
+# channels, 16 guide channels) reports no register spills; not tuned on a GPU (none was
+# available when this was written).
+_PSIDE = (64, 8)
+_QSIDE = (32, 4)
+_DWEIGHT = (64, 4)
 # Programs of the weight-gradient kernel per batch element and tap: enough to fill a GPU.
 _DW_PROGRAMS = 2048
 
@@ -96,8 +98,11 @@ def _out_size(h, w, kh, kw, transposed, stride, padding, output_padding, dilatio
 
 
 def _dot_precision(device: torch.device, dtype: torch.dtype) -> str:
+    if device.type != "cuda":
+        # Triton's interpreter cannot multiply bfloat16 blocks (see kernels._mm).
+        return "upcast" if dtype == torch.bfloat16 else "ieee"
     # Like PyTorch's own convolutions: TF32 for float32 on CUDA unless switched off.
-    if device.type == "cuda" and dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
+    if dtype == torch.float32 and torch.backends.cudnn.allow_tf32:
         return "tf32"
     return "ieee"
 
@@ -123,11 +128,12 @@ class _Geometry:
             self.noy, self.nox, self.nph = self.ho, self.wo, 1
         self.bci, self.bco, self.bcf = _pow2(self.cin, 16), _pow2(self.cout, 16), _pow2(self.cf, 2)
 
-    def constexprs(self):
+    def constexprs(self, config):
+        block_p, warps = config
         return dict(
             TRANSPOSED=self.transposed, KH=self.kh, KW=self.kw, SY=self.s[0], SX=self.s[1],
             PY=self.p[0], PX=self.p[1], DY=self.d[0], DX=self.d[1],
-            BLOCK_P=_BLOCK_P, BCI=self.bci, BCO=self.bco, BCF=self.bcf,
+            BLOCK_P=block_p, BCI=self.bci, BCO=self.bco, BCF=self.bcf, num_warps=warps,
         )
 
     def sizes(self):
@@ -147,12 +153,12 @@ def _forward_impl(input, guide, weight, bias, kparams, transposed, stride, paddi
         return out, z
     kp = kparams.contiguous() if kparams is not None else x
     npix = geo.noy * geo.nox
-    grid = (_cdiv(npix, _BLOCK_P), geo.b * geo.nph)
+    grid = (_cdiv(npix, _PSIDE[0]), geo.b * geo.nph)
     k.pside_kernel[grid](
         x, g, w, bias if bias is not None else x, kp, out, z if z_mode else out, x, x, x, x,
         *geo.sizes(), geo.nox, npix,
         MODE=0, KTYPE=kernel_type, ZMODE=z_mode, HAS_BIAS=bias is not None, EPS=C.INV_EPS, NEED_KP=False,
-        DOT_PREC=_dot_precision(input.device, input.dtype), num_warps=_NUM_WARPS, **geo.constexprs(),
+        DOT_PREC=_dot_precision(input.device, input.dtype), **geo.constexprs(_PSIDE),
     )
     return out, z
 
@@ -167,9 +173,8 @@ def _backward_impl(grad_n, s, input, guide, weight, kparams, transposed, stride,
     w = _tap_major(weight, transposed)
     sp = s.contiguous() if s is not None else x
     kp = kparams.contiguous() if kparams is not None else x
-    empty = input.new_empty(0)
     prec = _dot_precision(input.device, input.dtype)
-    common = dict(KTYPE=kernel_type, EPS=C.INV_EPS, DOT_PREC=prec, num_warps=_NUM_WARPS, **geo.constexprs())
+    common = dict(KTYPE=kernel_type, EPS=C.INV_EPS, DOT_PREC=prec)
     run = gn.numel() > 0 and x.numel() > 0
 
     gg = kg = None
@@ -178,15 +183,15 @@ def _backward_impl(grad_n, s, input, guide, weight, kparams, transposed, stride,
         kg = torch.zeros(2, dtype=torch.float32, device=g.device)
         if run:
             npix = geo.noy * geo.nox
-            k.pside_kernel[(_cdiv(npix, _BLOCK_P), geo.b * geo.nph)](
+            k.pside_kernel[(_cdiv(npix, _PSIDE[0]), geo.b * geo.nph)](
                 x, g, w, x, kp, x, x, gn, sp, gg, kg, *geo.sizes(), geo.nox, npix,
-                MODE=1, ZMODE=z_mode, HAS_BIAS=False, NEED_KP=need_kp, **common,
+                MODE=1, ZMODE=z_mode, HAS_BIAS=False, NEED_KP=need_kp, **common, **geo.constexprs(_PSIDE),
             )
     gx = torch.empty_like(x) if need_x else None
     if (need_x or need_g) and run:
-        k.qside_kernel[(_cdiv(geo.hi * geo.wi, _BLOCK_P), geo.b)](
+        k.qside_kernel[(_cdiv(geo.hi * geo.wi, _QSIDE[0]), geo.b)](
             x, g, w, kp, gn, sp, gx if need_x else x, gg if need_g else x, *geo.sizes(),
-            ZMODE=z_mode, NEED_X=need_x, NEED_G=need_g, **common,
+            ZMODE=z_mode, NEED_X=need_x, NEED_G=need_g, **common, **geo.constexprs(_QSIDE),
         )
     elif need_x:
         gx.zero_()
@@ -195,20 +200,21 @@ def _backward_impl(grad_n, s, input, guide, weight, kparams, transposed, stride,
         taps = geo.kh * geo.kw
         dw = torch.zeros(taps, geo.cout, geo.cin, dtype=torch.float32, device=x.device)
         if run:
-            tiles = _cdiv(geo.noy * geo.nox, _BLOCK_P)
+            tiles = _cdiv(geo.noy * geo.nox, _DWEIGHT[0])
             nchunk = max(1, min(tiles, _DW_PROGRAMS // (taps * geo.b)))
             per_chunk = _cdiv(tiles, nchunk)
             nchunk = _cdiv(tiles, per_chunk)
             k.dweight_kernel[(taps, geo.b * nchunk)](
-                x, g, kp, gn, dw, *geo.sizes(), nchunk, per_chunk, **common,
+                x, g, kp, gn, dw, *geo.sizes(), nchunk, per_chunk, **common, **geo.constexprs(_DWEIGHT),
             )
         dw = dw.reshape(geo.kh, geo.kw, geo.cout, geo.cin)
         gw = (dw.permute(3, 2, 0, 1) if transposed else dw.permute(2, 3, 0, 1)).to(weight.dtype).contiguous()
+    # Gradients not asked for are distinct empty tensors (outputs of an operator may not alias).
     return (
-        gx if need_x else empty,
-        gg.to(guide.dtype) if need_g else empty,
-        gw if need_w else empty,
-        kg.to(kparams.dtype) if need_kp else empty,
+        gx if need_x else input.new_empty(0),
+        gg.to(guide.dtype) if need_g else input.new_empty(0),
+        gw if need_w else input.new_empty(0),
+        kg.to(kparams.dtype) if need_kp else input.new_empty(0),
     )
 
 
