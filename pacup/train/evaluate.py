@@ -225,7 +225,11 @@ def load_network(spec, task: str | None = None, factor: int | None = None) -> tu
     from .ablations import load_any_model
 
     model = load_any_model(spec, task=task, factor=factor)
-    return model, Path(str(spec)).name.removesuffix(".safetensors")
+    path = Path(str(spec))
+    name = path.name.removesuffix(".safetensors")
+    if name in ("model", "last") and path.parent.name:
+        name = f"{path.parent.name}/{name}"  # runs/<run>/model.safetensors -> "<run>/model"
+    return model, name
 
 
 def _network(model: nn.Module, device) -> Method:
@@ -280,10 +284,15 @@ def evaluate(method, dataset: Iterable[Sample], protocol: str = "B", factor: int
     task = samples[0].kind
     if any(s.kind != task for s in samples):
         raise ValueError("a dataset must hold samples of one kind (depth or flow)")
+    mname, fn = resolve_method(method, task, factor, device)
+    return _evaluate_fn(fn, samples, protocol, factor, name or mname, border, progress)
+
+
+def _evaluate_fn(fn: Method, samples: list, protocol: str, factor: int, name: str, border: int | None = None,
+                 progress=None) -> dict:
+    task = samples[0].kind
     deg = protocol_method(protocol)
     align = _align(deg)
-    mname, fn = resolve_method(method, task, factor, device)
-    name = name or mname
     border = (DEPTH_BORDER if task == "depth" else FLOW_BORDER) if border is None else int(border)
     rows = []
     t_all = 0.0
@@ -383,6 +392,48 @@ def compare(methods: list, dataset: Iterable[Sample], protocol: str = "B", facto
     return results
 
 
+def sweep_baselines(task: str = "depth", factor: int = 8, protocol: str = "B", n: int = 8, size: int = 192,
+                    console=None, json_path=None) -> list[dict]:
+    """The parameter sweep behind the JBU / guided-filter defaults of
+    :mod:`pacup.train.baselines`, on the synthetic split only (never on the dev sets).
+    Returns one row per setting with the mean headline metric."""
+    from rich.console import Console
+    from rich.table import Table
+
+    samples = load_dataset(f"synthetic-{task}", n=n, size=size)
+    grid = [("bicubic", {})]
+    for sr in (0.03, 0.05, 0.08, 0.12, 0.2):
+        for ss in (0.5, 1.0):
+            for init in ("bicubic", "nearest"):
+                grid.append(("jbu", dict(sigma_range=sr, sigma_spatial=ss * factor, init=init,
+                                         dilation=max(1, factor // 4))))
+    for rm in (0.5, 1.0, 2.0):
+        for eps in (1e-4, 1e-3, 1e-2):
+            for color in (False, True):
+                grid.append(("guided", dict(radius=max(1, int(rm * factor)), eps=eps, color=color)))
+    rows = []
+    for kind, kw in grid:
+        fn = {"bicubic": B.bicubic_upsample, "jbu": B.jbu_upsample, "guided": B.guided_upsample}[kind]
+
+        def method(low, lv, guide, f, align, flow, fn=fn, kw=kw, kind=kind):
+            out = fn(low, f, lv, align=align) if kind == "bicubic" else fn(low, guide, f, lv, align=align, **kw)
+            return out * np.float32(f) if flow else out
+
+        r = _evaluate_fn(method, samples, protocol, factor, f"{kind} {kw}")
+        rows.append({"method": kind, "params": kw, "metric": primary_metric(r), **r["metrics"]})
+    console = console or Console(width=160)
+    t = Table(title=f"baseline sweep: synthetic {task} x{factor}, protocol {protocol}, {n} frames of {size}px")
+    for c in ("method", "params", rows[0]["metric"], "edge_" + rows[0]["metric"]):
+        t.add_column(c)
+    for r in rows:
+        t.add_row(r["method"], json.dumps(r["params"]), f"{r[r['metric']]:.4f}",
+                  f"{r.get('edge_' + r['metric'], float('nan')):.4f}")
+    console.print(t)
+    if json_path:
+        Path(json_path).write_text(json.dumps(rows, indent=1))
+    return rows
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pacup.train.evaluate", description=__doc__.split("\n\n")[0])
     p.add_argument("--data", required=True, help="folder, or synthetic[-depth|-flow]")
@@ -398,12 +449,19 @@ def main(argv=None) -> int:
     p.add_argument("--device", default="cpu")
     p.add_argument("--threads", type=int, default=None)
     p.add_argument("--json", default=None)
+    p.add_argument("--sweep-baselines", action="store_true", help="the JBU/guided parameter sweep (synthetic)")
     a = p.parse_args(argv)
     if a.threads:
         torch.set_num_threads(a.threads)
+    if a.sweep_baselines:
+        sweep_baselines(a.task or "depth", a.factor, a.protocol or "B", a.n, a.size, json_path=a.json)
+        return 0
     ds = load_dataset(a.data, a.task, a.depth_scale, n=a.n, size=a.size)
     protocol = a.protocol or ("flow" if ds[0].kind == "flow" else "B")
-    compare(a.method or ["bicubic", "jbu", "guided"], ds, protocol, a.factor, a.border, a.device, a.json)
+    from rich.console import Console
+
+    compare(a.method or ["bicubic", "jbu", "guided"], ds, protocol, a.factor, a.border, a.device, a.json,
+            console=Console(width=200))
     return 0
 
 
