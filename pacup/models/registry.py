@@ -76,6 +76,13 @@ class ModelEntry:
     scores: dict = field(default_factory=dict)
     description: str = ""
 
+    @property
+    def available(self) -> bool:
+        """Whether the weight file is present (a registry file in a weights folder, or the path)."""
+        if os.path.isabs(self.file) or os.sep in self.file:
+            return os.path.isfile(self.file)
+        return _find_weight_file(self) is not None
+
 
 def _config(factor: int, variant: str = "full") -> dict:
     return PacJointUpsample(factor, variant).config

@@ -41,6 +41,7 @@ def test_registry_lists_intended_models():
         assert e.config["factor"] == e.factor
         assert build_model(e.config).factor == e.factor
         assert e.description
+        assert not e.available  # no trained weights are shipped yet
     assert {e.task for e in list_models("flow")} == {"flow"}
 
 
@@ -102,6 +103,7 @@ def test_save_load_round_trip(tmp_path):
     assert loaded.config == net.config
     assert entry.name == "mine" and entry.task == "flow" and entry.factor == 4
     assert entry.scores == {"epe": 0.3} and entry.description == "test" and entry.sha256 == sha
+    assert entry.available
     low, guide = _inputs(4)
     with torch.no_grad():
         assert torch.equal(loaded(low, guide), net(low, guide))
@@ -167,7 +169,7 @@ def test_released_file_loads_with_checksum(fake_release):
     with warnings.catch_warnings():
         warnings.simplefilter("error")  # a real release must not warn
         loaded, got = load_model(None, task="depth", factor=2)
-    assert got == entry
+    assert got == entry and entry.available
     low, guide = _inputs(2)
     with torch.no_grad():
         assert torch.equal(loaded(low, guide), net(low, guide))
