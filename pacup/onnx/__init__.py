@@ -18,13 +18,13 @@ from __future__ import annotations
 
 from .library import library_path, native_info
 
-__all__ = ["export_model", "ExportReport", "OnnxExportError", "OnnxBackend", "make_session",
+__all__ = ["export_model", "check_export", "ExportReport", "OnnxExportError", "OnnxBackend", "make_session",
            "library_path", "native_info"]
 
 
 def __getattr__(name):
     # export needs torch and onnx, the runtime needs onnxruntime: import them on first use.
-    if name in ("export_model", "ExportReport", "OnnxExportError"):
+    if name in ("export_model", "check_export", "ExportReport", "OnnxExportError"):
         from . import export
 
         return getattr(export, name)

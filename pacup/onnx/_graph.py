@@ -17,8 +17,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-import onnx
-from onnx import TensorProto, helper
+# onnx is imported where graphs are built, so that pacup.onnx.export imports without it
+# (export_model then explains what to install).
 
 DOMAIN = "pacup"
 DOMAIN_VERSION = 1
@@ -28,7 +28,7 @@ INV_EPS = 1e-4  # pacup.ops._common.INV_EPS
 _END = 2**62  # "to the end" for Slice
 MIN_OPSET = 15  # Shape(start, end)
 
-_NP_FLOAT = {TensorProto.FLOAT: "float32", TensorProto.FLOAT16: "float16"}
+FLOAT, FLOAT16, INT64 = 1, 10, 7  # onnx.TensorProto element types
 
 
 @dataclass(frozen=True)
@@ -50,7 +50,7 @@ class PacSpec:
     shared: bool = False
     has_bias: bool = True
     has_centre: bool = False
-    dtype: int = TensorProto.FLOAT
+    dtype: int = FLOAT
 
     @property
     def transposed(self) -> bool:
@@ -91,7 +91,10 @@ class PacSpec:
 
 class _Builder:
     def __init__(self, dtype: int, prefix: str = "n"):
-        self.nodes: list[onnx.NodeProto] = []
+        from onnx import helper
+
+        self.helper = helper
+        self.nodes = []
         self.dtype = dtype
         self._n = 0
         self._prefix = prefix
@@ -102,15 +105,15 @@ class _Builder:
 
     def op(self, op_type: str, inputs: list[str], hint: str | None = None, **attrs) -> str:
         out = self._name(hint or op_type.lower())
-        self.nodes.append(helper.make_node(op_type, inputs, [out], name=f"{self._prefix}_{out}", **attrs))
+        self.nodes.append(self.helper.make_node(op_type, inputs, [out], name=f"{self._prefix}_{out}", **attrs))
         return out
 
     def ints(self, values, hint="c") -> str:
-        t = helper.make_tensor(self._name(hint), TensorProto.INT64, [len(values)], [int(v) for v in values])
+        t = self.helper.make_tensor(self._name(hint), INT64, [len(values)], [int(v) for v in values])
         return self.op("Constant", [], hint, value=t)
 
     def scalar(self, value: float, hint="s") -> str:
-        t = helper.make_tensor(self._name(hint), self.dtype, [], [float(value)])
+        t = self.helper.make_tensor(self._name(hint), self.dtype, [], [float(value)])
         return self.op("Constant", [], hint, value=t)
 
     def pad(self, x: str, top: int, bottom: int, left: int, right: int) -> str:
@@ -130,7 +133,7 @@ class _Builder:
         b = self.op("Shape", [x], "bshape", start=0, end=1)
         hw = self.op("Shape", [x], "hwshape", start=2, end=4)
         shape = self.op("Concat", [b, self.ints([1], "one"), hw], "oshape", axis=0)
-        value = helper.make_tensor("one", self.dtype, [1], [1.0])
+        value = self.helper.make_tensor("one", self.dtype, [1], [1.0])
         return self.op("ConstantOfShape", [shape], "ones", value=value)
 
 
@@ -262,6 +265,8 @@ def function_inputs(spec: PacSpec) -> list[str]:
 def build_function(spec: PacSpec, opset: int, overload: str | None = None) -> onnx.FunctionProto:
     """The standard-operator body of one PAC configuration as an ONNX function
     ``pacup.<op>`` (with ``overload`` when several configurations share the name)."""
+    from onnx import helper
+
     why = spec.unsupported()
     if why:
         raise ValueError(f"no standard-operator graph for {spec.op}: {why}")
@@ -282,8 +287,10 @@ def build_function(spec: PacSpec, opset: int, overload: str | None = None) -> on
     return fn
 
 
-def spec_from_node(node: onnx.NodeProto, dtype: int = TensorProto.FLOAT) -> PacSpec:
+def spec_from_node(node: onnx.NodeProto, dtype: int = FLOAT) -> PacSpec:
     """The PacSpec of a ``pacup::`` node (its attributes and which optional inputs it has)."""
+    from onnx import helper
+
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
 
     def pair(name, default):

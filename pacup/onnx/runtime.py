@@ -54,6 +54,7 @@ def make_session(path, providers=None, library="auto", threads: int | None = Non
     """An ``onnxruntime.InferenceSession`` for ``path`` with the pacup custom ops registered.
 
     Args:
+        path: an ``.onnx`` file, or a serialized model (bytes).
         library: ``"auto"`` (:func:`pacup.onnx.library_path`), a path, or None (custom nodes
             then run their standard-operator fallback bodies).
         threads: intra-op threads (default: ONNX Runtime's choice).
@@ -73,7 +74,8 @@ def make_session(path, providers=None, library="auto", threads: int | None = Non
         except Exception as exc:  # noqa: BLE001 - the fallback bodies still run
             warnings.warn(f"could not register the pacup custom-op library {lib} ({exc}); "
                           "custom nodes run their standard-operator fallback", RuntimeWarning, stacklevel=2)
-    return ort.InferenceSession(str(path), so, providers=providers or ["CPUExecutionProvider"])
+    model = path if isinstance(path, (bytes, bytearray)) else str(path)  # a file or serialized bytes
+    return ort.InferenceSession(model, so, providers=providers or ["CPUExecutionProvider"])
 
 
 class OnnxBackend:
