@@ -29,8 +29,11 @@ Kernels:
 - ``qside_kernel``: per input sample, backward for the input and for the tap features.
 - ``dweight_kernel``: per (tap, chunk of output pixels), backward for the filter.
 
-Backward notation: ``gn = dL/dout / Z`` (0 where Z = 0), ``s_p = sum_o gn_p[o] * y_p[o]``
-with ``y = out - bias``. Then ``dL/dK_pq = <gn_p, W_t x_q> - [Z sums K] * s_p``.
+Backward notation: ``gn = dL/dout / Z`` (0 where Z = 0; computed on load from dL/dout and
+Z), ``y = num / Z`` the output before the bias, ``s_p = sum_o gn_p[o] * y_p[o]``. Then
+``dL/dK_pq = <gn_p, W_t x_q> - [Z sums K] * s_p``. ``pside_kernel`` (MODE 1) recomputes
+``num`` while it walks the taps, so the output is not kept for the backward pass (an
+in-place ReLU after the layer stays legal), and writes ``s`` for ``qside_kernel``.
 """
 
 import triton
@@ -107,6 +110,16 @@ def _load_pix(base, y, x, ok, H, W, C, BC: tl.constexpr):
 
 
 @triton.jit
+def _load_gn(go_base, z_base, y, x, ok, H, W, C, BC: tl.constexpr, ZMODE: tl.constexpr):
+    """dL/dout / Z as a [P, BC] float32 block (0 where Z = 0)."""
+    gn = _load_pix(go_base, y, x, ok, H, W, C, BC).to(tl.float32)
+    if ZMODE != 0:
+        z = tl.load(z_base + y * W + x, mask=ok, other=0.0)
+        gn = gn * tl.where(z > 0, 1.0 / tl.where(z > 0, z, 1.0), 0.0)[:, None]
+    return gn
+
+
+@triton.jit
 def _load_tap_weight(w_ptr, ty, tx, CIN, COUT, KW: tl.constexpr, BCI: tl.constexpr, BCO: tl.constexpr,
                      TRANS: tl.constexpr):
     """The tap's filter from the (kh, kw, Cin, Cout) contiguous weight: [BCI, BCO], or
@@ -125,7 +138,7 @@ def _load_tap_weight(w_ptr, ty, tx, CIN, COUT, KW: tl.constexpr, BCI: tl.constex
 
 @triton.jit
 def _pside_phase(
-    x_ptr, g_ptr, w_ptr, bias_ptr, kp_ptr, out_ptr, z_ptr, gn_ptr, s_ptr, gg_ptr, kg_ptr,
+    x_ptr, g_ptr, w_ptr, bias_ptr, kp_ptr, out_ptr, z_ptr, go_ptr, s_ptr, gg_ptr, kg_ptr,
     b, tile, CIN, COUT, CF, HI, WI, HG, WG, HO, WO, NOX, NPIX,
     RY: tl.constexpr, RX: tl.constexpr,
     MODE: tl.constexpr, TRANSPOSED: tl.constexpr,
@@ -165,12 +178,17 @@ def _pside_phase(
         acc = tl.full((BLOCK_P, BCO), 0.0, tl.float32)
         zacc = tl.full((BLOCK_P,), 0.0, tl.float32)
     else:
-        gn = _load_pix(gn_ptr + b64 * COUT * HO * WO, py, px, pok, HO, WO, COUT, BCO).to(tl.float32)
-        if ZMODE == 2:
-            sp = tl.load(s_ptr + b64 * HO * WO + py * WO + px, mask=pok, other=0.0)
+        gn = _load_gn(go_ptr + b64 * COUT * HO * WO, z_ptr + b64 * HO * WO, py, px, pok, HO, WO, COUT, BCO, ZMODE)
+        # dL/dc_p = sum_t (a_t - s) e_t with e_t = dK_t/dc_p: s is known only after the last
+        # tap, so sum_t a_t e_t and sum_t e_t are kept apart (likewise for alpha, lambda).
         gc = tl.full((BLOCK_P, BCF), 0.0, tl.float32)
         ka = tl.full((BLOCK_P,), 0.0, tl.float32)
         kl = tl.full((BLOCK_P,), 0.0, tl.float32)
+        if ZMODE == 2:
+            num = tl.full((BLOCK_P, BCO), 0.0, tl.float32)
+            ge = tl.full((BLOCK_P, BCF), 0.0, tl.float32)
+            kv = tl.full((BLOCK_P,), 0.0, tl.float32)
+            klv = tl.full((BLOCK_P,), 0.0, tl.float32)
     # Runtime loops over the taps (not unrolled: unrolled, the compiler keeps several
     # taps' blocks live at once and spills). For the transposed layer a tap reaches this
     # phase when (r + pad - t*d) is a multiple of s; the shift by s*KH*DY keeps the
@@ -214,13 +232,17 @@ def _pside_phase(
                     else:
                         xw = _mm(xq, wt, None, DOT_PREC)
                         a = tl.reduce(xw * gn, 1, _sum_combine)
-                        if ZMODE == 2:
-                            a = a - sp
-                        dkk = a * vf
-                        gc -= (2.0 * dkk * dk)[:, None] * diff
+                        e = (-2.0 * dk * vf)[:, None] * diff
+                        gc += a[:, None] * e
                         if NEED_KP:
-                            ka += dkk
-                            kl += dkk * dlam
+                            ka += a * vf
+                            kl += a * vf * dlam
+                        if ZMODE == 2:
+                            num += xw * (k * vf)[:, None]
+                            ge += e
+                            if NEED_KP:
+                                kv += vf
+                                klv += vf * dlam
     if MODE == 0:
         if ZMODE != 0:
             nz = zacc > 0
@@ -232,6 +254,15 @@ def _pside_phase(
         if ZMODE != 0:
             tl.store(z_ptr + b64 * HO * WO + py * WO + px, zacc, mask=pok)
     else:
+        if ZMODE == 2:
+            zp = tl.load(z_ptr + b64 * HO * WO + py * WO + px, mask=pok, other=0.0)
+            y = num * tl.where(zp > 0, 1.0 / tl.where(zp > 0, zp, 1.0), 0.0)[:, None]
+            sp = tl.reduce(gn * y, 1, _sum_combine)
+            tl.store(s_ptr + b64 * HO * WO + py * WO + px, sp, mask=pok)
+            gc -= sp[:, None] * ge
+            if NEED_KP:
+                ka -= sp * kv
+                kl -= sp * klv
         # Centre positions of distinct output pixels are distinct: a plain read-add-write.
         cf = tl.arange(0, BCF)
         cok = pok & (cy >= 0) & (cy < HG) & (cx >= 0) & (cx < WG)
@@ -245,7 +276,7 @@ def _pside_phase(
 
 @triton.jit
 def pside_kernel(
-    x_ptr, g_ptr, w_ptr, bias_ptr, kp_ptr, out_ptr, z_ptr, gn_ptr, s_ptr, gg_ptr, kg_ptr,
+    x_ptr, g_ptr, w_ptr, bias_ptr, kp_ptr, out_ptr, z_ptr, go_ptr, s_ptr, gg_ptr, kg_ptr,
     CIN, COUT, CF, HI, WI, HG, WG, HO, WO, NOX, NPIX,
     MODE: tl.constexpr, TRANSPOSED: tl.constexpr,
     KH: tl.constexpr, KW: tl.constexpr, SY: tl.constexpr, SX: tl.constexpr,
@@ -265,14 +296,14 @@ def pside_kernel(
             for rx in tl.static_range(SX):
                 if ph == ry * SX + rx:
                     _pside_phase(
-                        x_ptr, g_ptr, w_ptr, bias_ptr, kp_ptr, out_ptr, z_ptr, gn_ptr, s_ptr, gg_ptr, kg_ptr,
+                        x_ptr, g_ptr, w_ptr, bias_ptr, kp_ptr, out_ptr, z_ptr, go_ptr, s_ptr, gg_ptr, kg_ptr,
                         b, tile, CIN, COUT, CF, HI, WI, HG, WG, HO, WO, NOX, NPIX,
                         ry, rx, MODE, TRANSPOSED, KH, KW, SY, SX, PY, PX, DY, DX,
                         KTYPE, ZMODE, HAS_BIAS, EPS, NEED_KP, DOT_PREC, BLOCK_P, BCI, BCO, BCF,
                     )
     else:
         _pside_phase(
-            x_ptr, g_ptr, w_ptr, bias_ptr, kp_ptr, out_ptr, z_ptr, gn_ptr, s_ptr, gg_ptr, kg_ptr,
+            x_ptr, g_ptr, w_ptr, bias_ptr, kp_ptr, out_ptr, z_ptr, go_ptr, s_ptr, gg_ptr, kg_ptr,
             pid1, tile, CIN, COUT, CF, HI, WI, HG, WG, HO, WO, NOX, NPIX,
             0, 0, MODE, TRANSPOSED, KH, KW, SY, SX, PY, PX, DY, DX,
             KTYPE, ZMODE, HAS_BIAS, EPS, NEED_KP, DOT_PREC, BLOCK_P, BCI, BCO, BCF,
@@ -281,7 +312,7 @@ def pside_kernel(
 
 @triton.jit
 def qside_kernel(
-    x_ptr, g_ptr, w_ptr, kp_ptr, gn_ptr, s_ptr, gx_ptr, gg_ptr,
+    x_ptr, g_ptr, w_ptr, kp_ptr, go_ptr, z_ptr, s_ptr, gx_ptr, gg_ptr,
     CIN, COUT, CF, HI, WI, HG, WG, HO, WO,
     TRANSPOSED: tl.constexpr,
     KH: tl.constexpr, KW: tl.constexpr, SY: tl.constexpr, SX: tl.constexpr,
@@ -307,7 +338,8 @@ def qside_kernel(
         fx = qx
     b64 = b.to(tl.int64)
     g_base = g_ptr + b64 * CF * HG * WG
-    gn_base = gn_ptr + b64 * COUT * HO * WO
+    go_base = go_ptr + b64 * COUT * HO * WO
+    z_base = z_ptr + b64 * HO * WO
     fq = _load_feat(g_base, fy, fx, qok, HG, WG, CF, BCF)
     if KTYPE != 0:
         alpha = tl.load(kp_ptr).to(tl.float32)
@@ -347,8 +379,8 @@ def qside_kernel(
             vf = v.to(tl.float32)
             cp = _load_feat(g_base, cy, cx, v, HG, WG, CF, BCF)
             k, dk, diff, dlam = _adapt(fq, cp, alpha, lam, KTYPE, EPS)
-            gnp = _load_pix(gn_base, py, px, v, HO, WO, COUT, BCO)
             wtt = _load_tap_weight(w_ptr, ty, tx, CIN, COUT, KW, BCI, BCO, True)
+            gnp = _load_gn(go_base, z_base, py, px, v, HO, WO, COUT, BCO, ZMODE).to(wtt.dtype)
             u = _mm(gnp, wtt, None, DOT_PREC)
             if NEED_X:
                 gx += u * (k * vf)[:, None]
@@ -373,12 +405,12 @@ def qside_kernel(
 
 @triton.jit
 def dweight_kernel(
-    x_ptr, g_ptr, kp_ptr, gn_ptr, dw_ptr,
+    x_ptr, g_ptr, kp_ptr, go_ptr, z_ptr, dw_ptr,
     CIN, COUT, CF, HI, WI, HG, WG, HO, WO, NCHUNK, TILES_PER_CHUNK,
     TRANSPOSED: tl.constexpr,
     KH: tl.constexpr, KW: tl.constexpr, SY: tl.constexpr, SX: tl.constexpr,
     PY: tl.constexpr, PX: tl.constexpr, DY: tl.constexpr, DX: tl.constexpr,
-    KTYPE: tl.constexpr, EPS: tl.constexpr, DOT_PREC: tl.constexpr,
+    KTYPE: tl.constexpr, ZMODE: tl.constexpr, EPS: tl.constexpr, DOT_PREC: tl.constexpr,
     BLOCK_P: tl.constexpr, BCI: tl.constexpr, BCO: tl.constexpr, BCF: tl.constexpr,
 ):
     """Grid: (taps, batch * chunks). dW_t += sum_p gn_p (K_pq x_q)^T over a chunk of the
@@ -405,7 +437,8 @@ def dweight_kernel(
     b64 = b.to(tl.int64)
     x_base = x_ptr + b64 * CIN * HI * WI
     g_base = g_ptr + b64 * CF * HG * WG
-    gn_base = gn_ptr + b64 * COUT * HO * WO
+    go_base = go_ptr + b64 * COUT * HO * WO
+    z_base = z_ptr + b64 * HO * WO
     if KTYPE != 0:
         alpha = tl.load(kp_ptr).to(tl.float32)
         lam = tl.load(kp_ptr + 1).to(tl.float32)
@@ -442,7 +475,7 @@ def dweight_kernel(
         k, dk, diff, dlam = _adapt(fq, cp, alpha, lam, KTYPE, EPS)
         xq = _load_pix(x_base, qy, qx, v, HI, WI, CIN, BCI)
         xk = (xq.to(tl.float32) * (k * v.to(tl.float32))[:, None]).to(xq.dtype)
-        gnp = _load_pix(gn_base, py, px, v, HO, WO, COUT, BCO)
+        gnp = _load_gn(go_base, z_base, py, px, v, HO, WO, COUT, BCO, ZMODE).to(xk.dtype)
         acc = _mm(tl.trans(gnp), xk, acc, DOT_PREC)
     co = tl.arange(0, BCO)
     ci = tl.arange(0, BCI)

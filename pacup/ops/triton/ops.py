@@ -163,34 +163,38 @@ def _forward_impl(input, guide, weight, bias, kparams, transposed, stride, paddi
     return out, z
 
 
-def _backward_impl(grad_n, s, input, guide, weight, kparams, transposed, stride, padding, output_padding,
+def _backward_impl(grad_out, z, input, guide, weight, kparams, transposed, stride, padding, output_padding,
                    dilation, kernel_type, z_mode, needs):
     need_x, need_g, need_w, need_kp = needs
     need_kp = need_kp and kernel_type != 0 and kparams is not None
     geo = _Geometry(input, guide, weight, transposed, stride, padding, output_padding, dilation)
     k = _kernels(input.device)
-    x, g, gn = input.contiguous(), guide.contiguous(), grad_n.contiguous()
+    x, g, go = input.contiguous(), guide.contiguous(), grad_out.contiguous()
     w = _tap_major(weight, transposed)
-    sp = s.contiguous() if s is not None else x
+    zt = z.contiguous() if z_mode else x
     kp = kparams.contiguous() if kparams is not None else x
     prec = _dot_precision(input.device, input.dtype)
     common = dict(KTYPE=kernel_type, EPS=C.INV_EPS, DOT_PREC=prec)
-    run = gn.numel() > 0 and x.numel() > 0
+    run = go.numel() > 0 and x.numel() > 0
 
     gg = kg = None
+    # s = sum_o dL/dout * y / Z per output pixel, written by pside_kernel for qside_kernel.
+    sp = x
     if need_g or need_kp:
         gg = torch.zeros(g.shape, dtype=torch.float32, device=g.device)
         kg = torch.zeros(2, dtype=torch.float32, device=g.device)
+        if z_mode == 2:
+            sp = torch.empty(geo.b, geo.ho, geo.wo, dtype=torch.float32, device=g.device)
         if run:
             npix = geo.noy * geo.nox
             k.pside_kernel[(_cdiv(npix, _PSIDE[0]), geo.b * geo.nph)](
-                x, g, w, x, kp, x, x, gn, sp, gg, kg, *geo.sizes(), geo.nox, npix,
+                x, g, w, x, kp, x, zt, go, sp, gg, kg, *geo.sizes(), geo.nox, npix,
                 MODE=1, ZMODE=z_mode, HAS_BIAS=False, NEED_KP=need_kp, **common, **geo.constexprs(_PSIDE),
             )
     gx = torch.empty_like(x) if need_x else None
     if (need_x or need_g) and run:
         k.qside_kernel[(_cdiv(geo.hi * geo.wi, _QSIDE[0]), geo.b)](
-            x, g, w, kp, gn, sp, gx if need_x else x, gg if need_g else x, *geo.sizes(),
+            x, g, w, kp, go, zt, sp, gx if need_x else x, gg if need_g else x, *geo.sizes(),
             ZMODE=z_mode, NEED_X=need_x, NEED_G=need_g, **common, **geo.constexprs(_QSIDE),
         )
     elif need_x:
@@ -205,7 +209,8 @@ def _backward_impl(grad_n, s, input, guide, weight, kparams, transposed, stride,
             per_chunk = _cdiv(tiles, nchunk)
             nchunk = _cdiv(tiles, per_chunk)
             k.dweight_kernel[(taps, geo.b * nchunk)](
-                x, g, kp, gn, dw, *geo.sizes(), nchunk, per_chunk, **common, **geo.constexprs(_DWEIGHT),
+                x, g, kp, go, zt, dw, *geo.sizes(), nchunk, per_chunk, ZMODE=z_mode, **common,
+                **geo.constexprs(_DWEIGHT),
             )
         dw = dw.reshape(geo.kh, geo.kw, geo.cout, geo.cin)
         gw = (dw.permute(3, 2, 0, 1) if transposed else dw.permute(2, 3, 0, 1)).to(weight.dtype).contiguous()
@@ -258,8 +263,8 @@ def _pac_fused_fake(input, guide, weight, bias, kparams, transposed, stride, pad
 
 @torch.library.custom_op("pacup::pac_fused_backward", mutates_args=())
 def pac_fused_backward(
-    grad_n: torch.Tensor,
-    s: Optional[torch.Tensor],
+    grad_out: torch.Tensor,
+    z: Optional[torch.Tensor],
     input: torch.Tensor,
     guide: torch.Tensor,
     weight: torch.Tensor,
@@ -273,15 +278,15 @@ def pac_fused_backward(
     z_mode: int,
     needs: list[bool],
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-    """Gradients (input, guide, weight, kparams) of :func:`pac_fused` from ``grad_n`` =
-    dL/dout / Z and ``s`` = sum over channels of grad_n * (out - bias) (for z_mode 2).
-    ``needs`` selects them; the others are returned as empty tensors."""
-    return _backward_impl(grad_n, s, input, guide, weight, kparams, transposed, stride, padding, output_padding,
+    """Gradients (input, guide, weight, kparams) of :func:`pac_fused` from dL/dout and the
+    forward's Z (None when ``z_mode`` is 0). ``needs`` selects them; the others are
+    returned as empty tensors. (The bias gradient is the sum of dL/dout.)"""
+    return _backward_impl(grad_out, z, input, guide, weight, kparams, transposed, stride, padding, output_padding,
                           dilation, kernel_type, z_mode, needs)
 
 
 @pac_fused_backward.register_fake
-def _pac_fused_backward_fake(grad_n, s, input, guide, weight, kparams, transposed, stride, padding, output_padding,
+def _pac_fused_backward_fake(grad_out, z, input, guide, weight, kparams, transposed, stride, padding, output_padding,
                              dilation, kernel_type, z_mode, needs):
     need_x, need_g, need_w, need_kp = needs
     need_kp = need_kp and kernel_type != 0 and kparams is not None
@@ -297,35 +302,27 @@ def _pac_fused_backward_fake(grad_n, s, input, guide, weight, kparams, transpose
 def _setup_context(ctx, inputs, output):
     (input, guide, weight, bias, kparams, transposed, stride, padding, output_padding, dilation,
      kernel_type, z_mode) = inputs
-    out, z = output
-    # out is needed only when Z sums K (the derivative of 1/Z).
-    ctx.save_for_backward(input, guide, weight, bias, kparams, out if z_mode == 2 else None, z if z_mode else None)
+    _, z = output
+    # The output itself is not saved (the backward recomputes what it needs), so in-place
+    # operations on it, like a following ReLU(inplace=True), stay legal.
+    ctx.save_for_backward(input, guide, weight, kparams, z if z_mode else None)
     ctx.args = (transposed, stride, padding, output_padding, dilation, kernel_type, z_mode)
+    ctx.bias_dtype = None if bias is None else bias.dtype
 
 
 def _backward(ctx, grad_out, grad_z):
-    input, guide, weight, bias, kparams, out, z = ctx.saved_tensors
+    input, guide, weight, kparams, z = ctx.saved_tensors
     transposed, stride, padding, output_padding, dilation, kernel_type, z_mode = ctx.args
     need = ctx.needs_input_grad
-    s = None
-    if z_mode:
-        nz = z > 0
-        grad_n = torch.where(nz, grad_out.float() / torch.where(nz, z, torch.ones_like(z)), 0.0)
-        if z_mode == 2:
-            y = out.float() if bias is None else out.float() - bias.float().reshape(1, -1, 1, 1)
-            s = (grad_n * y).sum(1).contiguous()
-        grad_n = grad_n.to(grad_out.dtype)
-    else:
-        grad_n = grad_out
     needs = [bool(need[0]), bool(need[1]), bool(need[2]), bool(need[4])]
     gx = gg = gw = gk = gb = None
     if any(needs):
         gx, gg, gw, gk = torch.ops.pacup.pac_fused_backward(
-            grad_n, s, input, guide, weight, kparams, transposed, stride, padding, output_padding, dilation,
+            grad_out, z, input, guide, weight, kparams, transposed, stride, padding, output_padding, dilation,
             kernel_type, z_mode, needs,
         )
-    if bias is not None and need[3]:
-        gb = grad_out.sum((0, 2, 3)).to(bias.dtype)
+    if ctx.bias_dtype is not None and need[3]:
+        gb = grad_out.sum((0, 2, 3)).to(ctx.bias_dtype)
     return (
         gx if needs[0] else None,
         gg if needs[1] else None,
