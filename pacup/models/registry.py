@@ -15,15 +15,16 @@ loading one raises :class:`~pacup.errors.ModelNotAvailableError` unless
 ``allow_random=True``, which builds the architecture with random weights (seeded, so runs
 repeat) and warns.
 
-Where weight files are looked for: the ``pacup._weights`` package (the ``weights/`` folder
-as shipped inside the wheel) through :mod:`importlib.resources`, then the ``weights/`` folder
-of a source checkout next to the ``pacup`` package.
+Where weight files are looked for (:func:`weights_dirs`): the folder(s) of the
+``pacup._weights`` package (the ``weights/`` folder as shipped inside the wheel, found by
+the import system), then the ``weights/`` folder of a source checkout next to the ``pacup``
+package.
 """
 
 from __future__ import annotations
 
 import hashlib
-import importlib.resources
+import importlib.util
 import json
 import os
 import tempfile
@@ -147,16 +148,18 @@ def _check_task(task):
 
 
 def weights_dirs() -> list[Path]:
-    """Folders searched for registry weight files, in order."""
+    """Folders searched for registry weight files, in order: the ``pacup._weights`` package
+    (the wheel's copy of ``weights/``; a namespace package, so it may span folders), then
+    the ``weights/`` folder of a source checkout."""
     dirs = []
     try:
-        res = importlib.resources.files("pacup._weights")
-        # Only a real folder can be opened by path (safetensors memory-maps the file).
-        p = Path(str(res))
-        if p.is_dir():
-            dirs.append(p)
-    except (ModuleNotFoundError, TypeError):
-        pass
+        spec = importlib.util.find_spec("pacup._weights")
+    except (ModuleNotFoundError, ValueError):
+        spec = None
+    for loc in (spec.submodule_search_locations or []) if spec is not None else []:
+        # Only real folders: safetensors memory-maps the file (a zipped install has none).
+        if Path(loc).is_dir():
+            dirs.append(Path(loc))
     repo = Path(__file__).resolve().parents[2] / "weights"
     if repo.is_dir() and repo not in dirs:
         dirs.append(repo)
