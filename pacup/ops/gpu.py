@@ -14,9 +14,10 @@ PyTorch fast path then runs. The fused kernels (:mod:`pacup.ops.triton`, registe
 - float32, float16 and bfloat16 (accumulation in float32), with up to 128 input and output
   channels and 64 guide channels.
 
-They fall back (return None) for: ``mask=``, a precomputed ``kernel=``, ``smooth_weight``
-(smoothed centre features), ``channel_wise`` kernels, other dtypes (float64), a weight or
-bias whose dtype differs from the input's, larger channel counts, tensors of 2**31 elements
+Under autocast a float32 weight and bias are cast to the input's dtype. They fall back
+(return None) for: ``mask=``, a precomputed ``kernel=``, ``smooth_weight`` (smoothed centre
+features), ``channel_wise`` kernels, other dtypes (float64), a weight or bias whose dtype
+differs from the input's outside autocast, larger channel counts, tensors of 2**31 elements
 or more per batch element, and whenever Triton is not importable or the GPU is older than
 compute capability 7.0. ``disabled()`` or ``PACUP_DISABLE_FUSED=1`` switch the fused kernels
 off (for comparisons and debugging).
@@ -113,9 +114,24 @@ def unsupported(*, input, guide, weight, transposed=False, bias=None, smooth_wei
     return None
 
 
+def _autocast(kwargs):
+    """Under autocast the parameters stay float32 while the activations are float16 or
+    bfloat16: compute in the activations' dtype, as autocast does for convolutions."""
+    x = kwargs["input"]
+    if torch.is_autocast_enabled(x.device.type):
+        for name in ("weight", "bias"):
+            t = kwargs.get(name)
+            if t is not None and t.dtype != x.dtype and t.is_floating_point():
+                kwargs[name] = t.to(x.dtype)
+    return kwargs
+
+
 def pac_conv2d(**kwargs):
     """Fused ``pac_conv2d`` for CUDA tensors, or None to fall back."""
-    if not (_enabled[0] and _usable(kwargs["input"].device)) or unsupported(**kwargs) is not None:
+    if not (_enabled[0] and _usable(kwargs["input"].device)):
+        return None
+    kwargs = _autocast(kwargs)
+    if unsupported(**kwargs) is not None:
         return None
     return _ops().pac_conv2d(
         kwargs["input"], kwargs["guide"], kwargs["weight"], kwargs.get("bias"), kwargs["stride"], kwargs["padding"],
@@ -127,7 +143,10 @@ def pac_conv2d(**kwargs):
 
 def pac_conv_transpose2d(**kwargs):
     """Fused ``pac_conv_transpose2d`` for CUDA tensors, or None to fall back."""
-    if not (_enabled[0] and _usable(kwargs["input"].device)) or unsupported(transposed=True, **kwargs) is not None:
+    if not (_enabled[0] and _usable(kwargs["input"].device)):
+        return None
+    kwargs = _autocast(kwargs)
+    if unsupported(transposed=True, **kwargs) is not None:
         return None
     return _ops().pac_conv_transpose2d(
         kwargs["input"], kwargs["guide"], kwargs["weight"], kwargs.get("bias"), kwargs["stride"], kwargs["padding"],

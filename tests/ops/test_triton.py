@@ -238,6 +238,18 @@ def test_dispatch_runs_supported_calls_and_declines_the_rest(cpu_dispatch):
     assert gpu.unsupported(**_dispatch_kwargs(x, f, w, mask=torch.ones(1, 1, 6, 7))) == "mask"
 
 
+def test_dispatch_under_autocast_casts_the_filter(cpu_dispatch):
+    # Under autocast the activations are low precision but the parameters stay float32.
+    x, f = rand(1, 2, 6, 7, seed=1, dtype=torch.bfloat16), rand(1, 3, 6, 7, seed=2, dtype=torch.bfloat16)
+    w, b = rand(3, 2, 5, 5, seed=3), rand(3, seed=4)
+    assert gpu.pac_conv2d(**_dispatch_kwargs(x, f, w, bias=b)) is None  # mixed dtypes, no autocast
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = gpu.pac_conv2d(**_dispatch_kwargs(x, f, w, bias=b))
+    assert out.dtype == torch.bfloat16
+    ref = R.pac_conv2d(x.double(), f.double(), w.bfloat16().double(), b.bfloat16().double(), padding=2)
+    assert_close_rel(out, ref, 3e-2)
+
+
 def test_dispatch_transposed_layer(cpu_dispatch):
     x, f, w = rand(1, 2, 3, 4, seed=1), rand(1, 3, 6, 8, seed=2), rand(2, 3, 5, 5, seed=3)
     kw = _dispatch_kwargs(x, f, w, output_padding=(1, 1), stride=(2, 2))
@@ -325,16 +337,13 @@ def test_compile_forward_and_backward():
 @needs_cuda
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
 @pytest.mark.parametrize("layer", ["conv", "transposed"])
-def test_gpu_full_size_matches_pytorch_path(layer, dtype):
+def test_gpu_full_size_matches_pytorch_path(layer, dtype, monkeypatch):
     """The network's layers at 480x640 output, fused vs the PyTorch fast path on the GPU."""
-    torch.backends.cudnn.allow_tf32 = False
+    monkeypatch.setattr(torch.backends.cudnn, "allow_tf32", False)  # full float32 on both sides
     dev = "cuda"
-    if layer == "conv":
-        x, w = rand(1, 32, 480, 640, seed=1, dtype=dtype, device=dev), rand(32, 32, 5, 5, seed=2, dtype=dtype, device=dev)
-        args, fn = (1, 2, 1), PF.pac_conv2d
-    else:
-        x, w = rand(1, 32, 240, 320, seed=1, dtype=dtype, device=dev), rand(32, 32, 5, 5, seed=2, dtype=dtype, device=dev)
-        args, fn = (2, 2, 1, 1), PF.pac_conv_transpose2d
+    low = (480, 640) if layer == "conv" else (240, 320)
+    x, w = rand(1, 32, *low, seed=1, dtype=dtype, device=dev), rand(32, 32, 5, 5, seed=2, dtype=dtype, device=dev)
+    args, fn = ((1, 2, 1), PF.pac_conv2d) if layer == "conv" else ((2, 2, 1, 1), PF.pac_conv_transpose2d)
     w = w * 0.05
     f, b = rand(1, 16, 480, 640, seed=3, dtype=dtype, device=dev), rand(32, seed=4, dtype=dtype, device=dev)
     assert gpu.available()
