@@ -54,6 +54,14 @@ def _run(cmd: list[str]) -> None:
         raise RuntimeError(f"command failed with exit code {proc.returncode}: {cmd[0]}\n{proc.stdout[-3000:]}")
 
 
+def _atomic_copy(src: str, dst: str) -> None:
+    os.makedirs(os.path.dirname(dst) or ".", exist_ok=True)
+    tmp = f"{dst}.tmp{os.getpid()}"
+    shutil.copyfile(src, tmp)
+    shutil.copymode(src, tmp)
+    os.replace(tmp, dst)
+
+
 def _find_nvcc() -> str | None:
     for root in (os.environ.get("CUDA_HOME"), os.environ.get("CUDA_PATH")):
         if root and os.path.isfile(os.path.join(root, "bin", "nvcc")):
@@ -114,12 +122,17 @@ class BuildNative(build_ext):
         return super().get_ext_filename(fullname)
 
     def copy_extensions_to_source(self):
-        # In-place / editable builds copy the outputs into the source tree; a library that
-        # failed to build is simply absent.
+        # In-place / editable builds copy the outputs into the source tree. The library is
+        # replaced atomically (a process that has the old one loaded keeps a valid mapping),
+        # and one that failed to build is simply absent.
         build_py = self.get_finalized_command("build_py")
         saved = self.extensions
-        self.extensions = [e for e in saved
-                           if e.name != NATIVE or os.path.exists(self._get_inplace_equivalent(build_py, e)[1])]
+        for ext in saved:
+            if ext.name == NATIVE:
+                inplace_file, regular_file = self._get_inplace_equivalent(build_py, ext)
+                if os.path.exists(regular_file):
+                    _atomic_copy(regular_file, inplace_file)
+        self.extensions = [e for e in saved if e.name != NATIVE]
         try:
             super().copy_extensions_to_source()
         finally:
@@ -166,7 +179,7 @@ class BuildNative(build_ext):
             shared = ["-shared"] + (["-undefined", "dynamic_lookup"] if sys.platform == "darwin" else [])
             tmp_lib = os.path.join(tmp, _library_name())
             _run([cxx, *shared, *objects, "-o", tmp_lib, *link])
-            shutil.copyfile(tmp_lib, target)
+            _atomic_copy(tmp_lib, target)
         print(f"pacup: built {target} ({'CPU + CUDA' if defines else 'CPU'} kernels)", flush=True)
 
     def _build_cuda(self, tmp: str):

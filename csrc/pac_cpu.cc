@@ -22,60 +22,80 @@
 namespace pacup_ort {
 namespace {
 
-constexpr int64_t kBlockCols = 64;  // columns per block (multiple of 16)
+constexpr int64_t kBlockCols = 64;  // columns per block (multiple of 32)
 
-#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__)) && !defined(__clang__)
-#define PACUP_CLONES __attribute__((target_clones("arch=x86-64-v3", "default")))
-#else
-#define PACUP_CLONES
-#endif
-
-#if defined(__GNUC__)
-typedef float v8 __attribute__((vector_size(32)));
-// Unaligned 8-float load/store (macros, so that they take the target of the function they
-// are used in).
-#define PACUP_LOAD8(dst, p) memcpy(&(dst), (p), sizeof(v8))
-#define PACUP_STORE8(p, v) memcpy((p), &(v), sizeof(v8))
-
-// acc[co][m] = sum_j wt[j][co] * cols[j][m], co < cop (multiple of 8), m < mbp (multiple of 16).
-PACUP_CLONES
-void gemm_block(const float* wt, int64_t kdim, int64_t cop, const float* cols, int64_t mbp, float* acc) {
-  for (int64_t co0 = 0; co0 < cop; co0 += 8) {
-    for (int64_t m0 = 0; m0 < mbp; m0 += 16) {
-      v8 a0[8], a1[8];
-      for (int r = 0; r < 8; ++r) {
-        a0[r] = (v8){0, 0, 0, 0, 0, 0, 0, 0};
-        a1[r] = a0[r];
-      }
-      const float* c = cols + m0;
-      const float* w = wt + co0;
-      for (int64_t j = 0; j < kdim; ++j, c += mbp, w += cop) {
-        v8 c0, c1;
-        PACUP_LOAD8(c0, c);
-        PACUP_LOAD8(c1, c + 8);
-        for (int r = 0; r < 8; ++r) {
-          const v8 wr = (v8){0, 0, 0, 0, 0, 0, 0, 0} + w[r];
-          a0[r] += wr * c0;
-          a1[r] += wr * c1;
-        }
-      }
-      for (int r = 0; r < 8; ++r) {
-        PACUP_STORE8(acc + (co0 + r) * mbp + m0, a0[r]);
-        PACUP_STORE8(acc + (co0 + r) * mbp + m0 + 8, a1[r]);
-      }
-    }
-  }
-}
-#else
-void gemm_block(const float* wt, int64_t kdim, int64_t cop, const float* cols, int64_t mbp, float* acc) {
+// acc[co][m] = sum_j wt[j][co] * cols[j][m] for co < cop (multiple of 8) and m < mbp
+// (multiple of 32): the register-tiled product at the heart of the kernel. One version per
+// instruction set, chosen once at run time: AVX-512 (8 x 32 tile in 16 zmm accumulators),
+// AVX2 + FMA (4 x 16 tile: 8 ymm accumulators, no spills within 16 registers), and plain C++.
+void gemm_generic(const float* wt, int64_t kdim, int64_t cop, const float* cols, int64_t mbp, float* acc) {
   for (int64_t i = 0; i < cop * mbp; ++i) acc[i] = 0.f;
   for (int64_t j = 0; j < kdim; ++j)
     for (int64_t co = 0; co < cop; ++co) {
       const float wv = wt[j * cop + co];
-      for (int64_t m = 0; m < mbp; ++m) acc[co * mbp + m] += wv * cols[j * mbp + m];
+      const float* c = cols + j * mbp;
+      float* a = acc + co * mbp;
+      for (int64_t m = 0; m < mbp; ++m) a[m] += wv * c[m];
     }
 }
+
+#if defined(__GNUC__) && (defined(__x86_64__) || defined(__i386__))
+#define PACUP_X86 1
+// Vector types, unaligned loads/stores through memcpy (compiled for the target of the
+// function they are expanded in).
+typedef float v8 __attribute__((vector_size(32)));
+typedef float v16 __attribute__((vector_size(64)));
+#define PACUP_LOAD(dst, p) memcpy(&(dst), (p), sizeof(dst))
+#define PACUP_STORE(p, v) memcpy((p), &(v), sizeof(v))
+
+template <typename V, int CO, int NV>
+__attribute__((always_inline)) inline void gemm_tiles(const float* wt, int64_t kdim, int64_t cop, const float* cols,
+                                                      int64_t mbp, float* acc) {
+  constexpr int L = sizeof(V) / sizeof(float);
+  for (int64_t co0 = 0; co0 < cop; co0 += CO) {
+    for (int64_t m0 = 0; m0 < mbp; m0 += L * NV) {
+      V a[CO][NV];
+      for (int r = 0; r < CO; ++r)
+        for (int v = 0; v < NV; ++v) a[r][v] = V{};
+      const float* c = cols + m0;
+      const float* w = wt + co0;
+      for (int64_t j = 0; j < kdim; ++j, c += mbp, w += cop) {
+        V cv[NV];
+        for (int v = 0; v < NV; ++v) PACUP_LOAD(cv[v], c + v * L);
+        for (int r = 0; r < CO; ++r) {
+          const V wr = w[r] - V{};  // splat (x - 0 folds away exactly, unlike 0 + x)
+          for (int v = 0; v < NV; ++v) a[r][v] += wr * cv[v];
+        }
+      }
+      for (int r = 0; r < CO; ++r)
+        for (int v = 0; v < NV; ++v) PACUP_STORE(acc + (co0 + r) * mbp + m0 + v * L, a[r][v]);
+    }
+  }
+}
+
+__attribute__((target("avx2,fma"))) void gemm_avx2(const float* wt, int64_t kdim, int64_t cop, const float* cols,
+                                                   int64_t mbp, float* acc) {
+  gemm_tiles<v8, 4, 2>(wt, kdim, cop, cols, mbp, acc);
+}
+
+__attribute__((target("avx512f"))) void gemm_avx512(const float* wt, int64_t kdim, int64_t cop, const float* cols,
+                                                    int64_t mbp, float* acc) {
+  gemm_tiles<v16, 8, 2>(wt, kdim, cop, cols, mbp, acc);
+}
 #endif
+
+using GemmFn = void (*)(const float*, int64_t, int64_t, const float*, int64_t, float*);
+
+GemmFn pick_gemm() {
+#ifdef PACUP_X86
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) return gemm_avx512;
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return gemm_avx2;
+#endif
+  return gemm_generic;
+}
+
+const GemmFn gemm_block = pick_gemm();
 
 struct AlignedBuffer {
   float* p = nullptr;
@@ -88,13 +108,42 @@ struct AlignedBuffer {
   AlignedBuffer& operator=(const AlignedBuffer&) = delete;
 };
 
-// Taps and column indices of one group of output columns.
+// An index that is affine in the column number m over a range of m and invalid elsewhere:
+// value(m) = start + step * m for lo <= m < hi. Within one column group every tap's input,
+// guide and centre columns have this form (contiguous or strided), so the inner loops are
+// plain strided loops with no per-element index or branch.
+struct Affine {
+  int64_t start = 0, step = 1, lo = 0, hi = 0;
+  int64_t at(int64_t m) const { return start + step * m; }
+};
+
+// Fits an Affine to per-column values (-1 = invalid); false if they are not of that form.
+bool fit_affine(const std::vector<int64_t>& v, Affine& a) {
+  const int64_t n = static_cast<int64_t>(v.size());
+  a = Affine();
+  int64_t lo = 0;
+  while (lo < n && v[lo] < 0) ++lo;
+  int64_t hi = lo;
+  while (hi < n && v[hi] >= 0) ++hi;
+  for (int64_t m = hi; m < n; ++m)
+    if (v[m] >= 0) return false;
+  if (lo == hi) return true;  // empty range
+  a.lo = lo;
+  a.hi = hi;
+  a.step = (hi - lo >= 2) ? v[lo + 1] - v[lo] : 1;
+  a.start = v[lo] - a.step * lo;
+  for (int64_t m = lo; m < hi; ++m)
+    if (v[m] != a.at(m)) return false;
+  return true;
+}
+
+// Taps and column ranges of one group of output columns.
 struct ColumnGroup {
-  std::vector<int> taps;          // tx
+  std::vector<int> taps;                   // tx
   int64_t first = 0, step = 1, count = 0;  // output columns first + m * step
-  std::vector<int64_t> q;         // [tap][m] input column, -1 if not a sample
-  std::vector<int64_t> g;         // [tap][m] guide column, -1 if outside the guide
-  std::vector<int64_t> c;         // [m] centre column, -1 if outside
+  std::vector<Affine> q;                   // per tap: input column (outside: not a sample)
+  std::vector<Affine> g;                   // per tap: guide column (outside: zero guide), within q's range
+  Affine c;                                // centre column (outside: zero)
 };
 
 struct Plan {
@@ -149,9 +198,11 @@ int64_t centre_1d(const PacConfig& cfg, bool rows, int64_t o, int64_t n_guide) {
   return (c >= 0 && c < n_guide) ? c : -1;
 }
 
-inline float adapt(const PacConfig& cfg, float d2) {
-  if (cfg.kernel == kGaussian) return expf(-0.5f * d2);
-  return cfg.alpha + powf(d2 + kInverseEps, 0.5f * cfg.lambda);
+// The part [lo, hi) of an Affine range that falls in the block [m0, m0 + mb), block-relative.
+inline void block_range(const Affine& a, int64_t m0, int64_t mb, int64_t& lo, int64_t& hi) {
+  lo = std::min(std::max(a.lo - m0, int64_t(0)), mb);
+  hi = std::min(std::max(a.hi - m0, int64_t(0)), mb);
+  if (hi < lo) hi = lo;
 }
 
 void run_rows(void* data, size_t task) {
@@ -168,6 +219,8 @@ void run_rows(void* data, size_t task) {
   const int64_t cin = s.cin, cf = s.cf;
   const int64_t cout = s.shared ? s.cin : s.cout;
   const int64_t mt = plan.max_taps;
+  const bool gaussian = cfg.kernel == kGaussian;
+  const float half_lambda = 0.5f * cfg.lambda;
 
   AlignedBuffer kbuf(mt * kBlockCols), zbuf(kBlockCols), cvals(cf * kBlockCols), d2(kBlockCols);
   AlignedBuffer cols(s.shared ? 1 : mt * cin * kBlockCols), acc(std::max(plan.cop, cout) * kBlockCols);
@@ -179,93 +232,127 @@ void run_rows(void* data, size_t task) {
     const int64_t b = row / s.ho, oy = row % s.ho;
     const int64_t ry = cfg.transposed ? pos_mod(oy + cfg.py, cfg.sy) : 0;
     const std::vector<int>& tys = plan.row_taps[ry];
-    for (size_t i = 0; i < tys.size(); ++i) ytaps[i] = tap_1d(cfg, true, oy, tys[i], s.h, s.gh);
+    const int64_t nty = static_cast<int64_t>(tys.size());
+    for (int64_t i = 0; i < nty; ++i) ytaps[i] = tap_1d(cfg, true, oy, tys[i], s.h, s.gh);
     const int64_t cy = centre_1d(cfg, true, oy, s.gh);
     for (size_t gi = 0; gi < plan.groups.size(); ++gi) {
       const ColumnGroup& grp = plan.groups[gi];
       const int64_t ntx = static_cast<int64_t>(grp.taps.size());
-      const int64_t nt = static_cast<int64_t>(tys.size()) * ntx;
+      const int64_t nt = nty * ntx;
       if (grp.count == 0) continue;
       const std::vector<float>& wt = plan.packed[ry * plan.groups.size() + gi];
       for (int64_t m0 = 0; m0 < grp.count; m0 += kBlockCols) {
         const int64_t mb = std::min(kBlockCols, grp.count - m0);
-        const int64_t mbp = (mb + 15) / 16 * 16;
-        // Centre features of the block.
+        const int64_t mbp = (mb + 31) / 32 * 32;
+        // Centre features of the block (zero outside the image).
+        int64_t clo, chi;
+        block_range(grp.c, m0, mb, clo, chi);
         for (int64_t f = 0; f < cf; ++f) {
           float* cv = cvals.p + f * kBlockCols;
-          const float* crow = (cy >= 0) ? centre + ((b * cf + f) * s.gh + cy) * s.gw : nullptr;
-          for (int64_t m = 0; m < mb; ++m) {
-            const int64_t cx = grp.c[m0 + m];
-            cv[m] = (crow && cx >= 0) ? crow[cx] : 0.f;
-          }
+          std::fill(cv, cv + mb, 0.f);
+          if (cy < 0) continue;
+          const float* crow = centre + ((b * cf + f) * s.gh + cy) * s.gw + grp.c.at(m0);
+          const int64_t st = grp.c.step;
+          for (int64_t m = clo; m < chi; ++m) cv[m] = crow[m * st];
         }
-        for (int64_t m = 0; m < mbp; ++m) zbuf.p[m] = 0.f;
-        // K per tap, and Z.
-        for (int64_t ity = 0; ity < static_cast<int64_t>(tys.size()); ++ity) {
+        std::fill(zbuf.p, zbuf.p + mbp, 0.f);
+        // K per tap (0 where the tap hits no sample), and Z.
+        for (int64_t ity = 0; ity < nty; ++ity) {
           const Tap1D ty = ytaps[ity];
           for (int64_t itx = 0; itx < ntx; ++itx) {
             float* kt = kbuf.p + (ity * ntx + itx) * kBlockCols;
-            const int64_t* qx = grp.q.data() + itx * grp.count + m0;
-            const int64_t* gx = grp.g.data() + itx * grp.count + m0;
-            if (ty.q < 0) {
-              for (int64_t m = 0; m < mbp; ++m) kt[m] = 0.f;
-              continue;
-            }
-            for (int64_t m = 0; m < mb; ++m) d2.p[m] = 0.f;
+            std::fill(kt, kt + mbp, 0.f);
+            if (ty.q < 0) continue;
+            int64_t qlo, qhi, glo, ghi;
+            block_range(grp.q[itx], m0, mb, qlo, qhi);
+            const Affine& ga = grp.g[itx];
+            block_range(ga, m0, mb, glo, ghi);
+            if (ty.g < 0) glo = ghi = qlo;  // the whole row of guide samples is outside
+            std::fill(d2.p + qlo, d2.p + qhi, 0.f);
             for (int64_t f = 0; f < cf; ++f) {
               const float* cv = cvals.p + f * kBlockCols;
-              const float* grow = (ty.g >= 0) ? guide + ((b * cf + f) * s.gh + ty.g) * s.gw : nullptr;
-              for (int64_t m = 0; m < mb; ++m) {
-                const float gv = (grow && gx[m] >= 0) ? grow[gx[m]] : 0.f;
-                float diff = gv - cv[m];
-                if (cfg.asymmetric) diff = diff > 0.f ? diff : 0.f;
-                d2.p[m] += diff * diff;
+              float* dd = d2.p;
+              // Guide samples outside the image are zero.
+              for (int64_t m = qlo; m < glo; ++m) {
+                const float diff = cfg.asymmetric ? 0.f : -cv[m];
+                dd[m] += diff * diff;
+              }
+              if (glo < ghi) {
+                const float* grow = guide + ((b * cf + f) * s.gh + ty.g) * s.gw + ga.at(m0);
+                const int64_t st = ga.step;
+                if (cfg.asymmetric) {
+                  for (int64_t m = glo; m < ghi; ++m) {
+                    float diff = grow[m * st] - cv[m];
+                    diff = diff > 0.f ? diff : 0.f;
+                    dd[m] += diff * diff;
+                  }
+                } else {
+                  for (int64_t m = glo; m < ghi; ++m) {
+                    const float diff = grow[m * st] - cv[m];
+                    dd[m] += diff * diff;
+                  }
+                }
+              }
+              for (int64_t m = std::max(ghi, qlo); m < qhi; ++m) {
+                const float diff = cfg.asymmetric ? 0.f : -cv[m];
+                dd[m] += diff * diff;
               }
             }
-            for (int64_t m = 0; m < mb; ++m) {
-              const bool sample = qx[m] >= 0;
-              const float k = sample ? adapt(cfg, d2.p[m]) : 0.f;
-              kt[m] = k;
-              if (cfg.normalize == kKernelNorm) zbuf.p[m] += k;
-              else if (cfg.normalize == kCountNorm) zbuf.p[m] += sample ? 1.f : 0.f;
+            if (gaussian) {
+              for (int64_t m = qlo; m < qhi; ++m) kt[m] = expf(-0.5f * d2.p[m]);
+            } else {
+              for (int64_t m = qlo; m < qhi; ++m) kt[m] = cfg.alpha + powf(d2.p[m] + kInverseEps, half_lambda);
             }
-            for (int64_t m = mb; m < mbp; ++m) kt[m] = 0.f;
+            if (cfg.normalize == kKernelNorm) {
+              for (int64_t m = qlo; m < qhi; ++m) zbuf.p[m] += kt[m];
+            } else if (cfg.normalize == kCountNorm) {
+              for (int64_t m = qlo; m < qhi; ++m) zbuf.p[m] += 1.f;
+            }
           }
         }
         // Weighted sum over taps and input channels.
         if (s.shared) {
           for (int64_t c = 0; c < cin; ++c) {
             float* ac = acc.p + c * kBlockCols;
-            for (int64_t m = 0; m < mb; ++m) ac[m] = 0.f;
-            for (int64_t ity = 0; ity < static_cast<int64_t>(tys.size()); ++ity) {
+            std::fill(ac, ac + mb, 0.f);
+            for (int64_t ity = 0; ity < nty; ++ity) {
               const Tap1D ty = ytaps[ity];
               if (ty.q < 0) continue;
-              const float* xrow = x + ((b * cin + c) * s.h + ty.q) * s.w;
               for (int64_t itx = 0; itx < ntx; ++itx) {
+                int64_t qlo, qhi;
+                const Affine& qa = grp.q[itx];
+                block_range(qa, m0, mb, qlo, qhi);
                 const float wv = wshared[tys[ity] * cfg.kw + grp.taps[itx]];
                 const float* kt = kbuf.p + (ity * ntx + itx) * kBlockCols;
-                const int64_t* qx = grp.q.data() + itx * grp.count + m0;
-                for (int64_t m = 0; m < mb; ++m)
-                  if (qx[m] >= 0) ac[m] += wv * kt[m] * xrow[qx[m]];
+                const float* xrow = x + ((b * cin + c) * s.h + ty.q) * s.w + qa.at(m0);
+                const int64_t st = qa.step;
+                for (int64_t m = qlo; m < qhi; ++m) ac[m] += wv * kt[m] * xrow[m * st];
               }
             }
           }
         } else {
-          for (int64_t ity = 0; ity < static_cast<int64_t>(tys.size()); ++ity) {
+          for (int64_t ity = 0; ity < nty; ++ity) {
             const Tap1D ty = ytaps[ity];
             for (int64_t itx = 0; itx < ntx; ++itx) {
               const int64_t t = ity * ntx + itx;
               const float* kt = kbuf.p + t * kBlockCols;
-              const int64_t* qx = grp.q.data() + itx * grp.count + m0;
+              const Affine& qa = grp.q[itx];
+              int64_t qlo, qhi;
+              block_range(qa, m0, mb, qlo, qhi);
+              if (ty.q < 0) qlo = qhi = 0;
+              const int64_t st = qa.step;
               for (int64_t ci = 0; ci < cin; ++ci) {
                 float* col = cols.p + (t * cin + ci) * mbp;
-                if (ty.q < 0) {
-                  for (int64_t m = 0; m < mbp; ++m) col[m] = 0.f;
-                  continue;
+                std::fill(col, col + qlo, 0.f);
+                if (qlo < qhi) {
+                  const float* xrow = x + ((b * cin + ci) * s.h + ty.q) * s.w + qa.at(m0);
+                  if (st == 1) {
+                    for (int64_t m = qlo; m < qhi; ++m) col[m] = kt[m] * xrow[m];
+                  } else {
+                    for (int64_t m = qlo; m < qhi; ++m) col[m] = kt[m] * xrow[m * st];
+                  }
                 }
-                const float* xrow = x + ((b * cin + ci) * s.h + ty.q) * s.w;
-                for (int64_t m = 0; m < mb; ++m) col[m] = (qx[m] >= 0) ? kt[m] * xrow[qx[m]] : 0.f;
-                for (int64_t m = mb; m < mbp; ++m) col[m] = 0.f;
+                std::fill(col + std::max(qhi, qlo), col + mbp, 0.f);
               }
             }
           }
@@ -273,14 +360,17 @@ void run_rows(void* data, size_t task) {
         }
         // Normalise, add the bias, scatter the columns.
         const int64_t astride = s.shared ? kBlockCols : mbp;
+        if (cfg.normalize != kNoNorm)
+          for (int64_t m = 0; m < mb; ++m) zbuf.p[m] = zbuf.p[m] > 0.f ? 1.f / zbuf.p[m] : 0.f;
         for (int64_t co = 0; co < cout; ++co) {
           const float* ac = acc.p + co * astride;
-          float* orow = out + ((b * cout + co) * s.ho + oy) * s.wo;
+          float* orow = out + ((b * cout + co) * s.ho + oy) * s.wo + grp.first + m0 * grp.step;
           const float bv = bias ? bias[co] : 0.f;
-          for (int64_t m = 0; m < mb; ++m) {
-            float v = ac[m];
-            if (cfg.normalize != kNoNorm) v = zbuf.p[m] > 0.f ? v / zbuf.p[m] : 0.f;
-            orow[grp.first + (m0 + m) * grp.step] = v + bv;
+          const int64_t st = grp.step;
+          if (cfg.normalize != kNoNorm) {
+            for (int64_t m = 0; m < mb; ++m) orow[m * st] = ac[m] * zbuf.p[m] + bv;
+          } else {
+            for (int64_t m = 0; m < mb; ++m) orow[m * st] = ac[m] + bv;
           }
         }
       }
@@ -310,17 +400,20 @@ std::string pac_cpu_forward(const PacArgs& a, const ParallelRunner& runner) {
     }
     if (grp.taps.empty()) grp.count = 0;  // no tap reaches this phase: handled below
     const int64_t ntx = static_cast<int64_t>(grp.taps.size());
-    grp.q.resize(ntx * grp.count);
-    grp.g.resize(ntx * grp.count);
-    grp.c.resize(grp.count);
-    for (int64_t m = 0; m < grp.count; ++m) {
-      const int64_t ox = grp.first + m * grp.step;
-      grp.c[m] = centre_1d(cfg, false, ox, s.gw);
-      for (int64_t i = 0; i < ntx; ++i) {
-        const Tap1D t = tap_1d(cfg, false, ox, grp.taps[i], s.w, s.gw);
-        grp.q[i * grp.count + m] = t.q;
-        grp.g[i * grp.count + m] = t.g;
+    std::vector<int64_t> cvals(grp.count), qv(grp.count), gv(grp.count);
+    for (int64_t m = 0; m < grp.count; ++m) cvals[m] = centre_1d(cfg, false, grp.first + m * grp.step, s.gw);
+    if (!fit_affine(cvals, grp.c)) return "pacup: internal error (centre columns)";
+    for (int64_t i = 0; i < ntx; ++i) {
+      for (int64_t m = 0; m < grp.count; ++m) {
+        const Tap1D t = tap_1d(cfg, false, grp.first + m * grp.step, grp.taps[i], s.w, s.gw);
+        qv[m] = t.q;
+        gv[m] = t.g;
       }
+      Affine qa, ga;
+      if (!fit_affine(qv, qa) || !fit_affine(gv, ga) || (ga.lo < ga.hi && (ga.lo < qa.lo || ga.hi > qa.hi)))
+        return "pacup: internal error (tap columns)";
+      grp.q.push_back(qa);
+      grp.g.push_back(ga);
     }
     plan.groups.push_back(std::move(grp));
   }
