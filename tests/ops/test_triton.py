@@ -194,6 +194,19 @@ def test_inplace_relu_after_a_normalised_layer_keeps_gradients_right():
         assert_close_rel(g, rg, 1e-4)
 
 
+@pytest.mark.parametrize("bad", ["weight", "guide", "bias"])
+def test_operator_refuses_shapes_that_would_read_out_of_bounds(bad):
+    x, f, w, b = rand(1, 2, 3, 4), rand(1, 3, 6, 8), rand(2, 3, 5, 5), rand(3)
+    if bad == "weight":
+        w = rand(4, 3, 5, 5)
+    elif bad == "guide":
+        f = rand(1, 3, 6, 7)
+    else:
+        b = rand(4)
+    with pytest.raises(ValueError, match=bad):
+        T.pac_conv_transpose2d(x, f, w, b, 2, 2, 1)
+
+
 def test_interpreter_copy_does_not_leak_the_environment_variable():
     before = os.environ.get("TRITON_INTERPRET")
     T.pac_conv2d(rand(1, 1, 4, 4), rand(1, 1, 4, 4), rand(1, 1, 3, 3), padding=1)
@@ -271,12 +284,13 @@ def test_without_cuda_the_functional_path_never_dispatches(monkeypatch):
 
 
 def _op_args(transposed=True, z_mode=2, dtype=torch.float32, device="cpu"):
+    # 3x3 filters: opcheck runs the operator and its backward many times.
     if transposed:
-        x, f, w = rand(1, 2, 3, 4, seed=1), rand(1, 3, 6, 8, seed=2), rand(2, 3, 5, 5, seed=3)
-        geom = ([2, 2], [2, 2], [1, 1], [1, 1])
+        x, f, w = rand(1, 2, 3, 4, seed=1), rand(1, 3, 6, 8, seed=2), rand(2, 3, 3, 3, seed=3)
+        geom = ([2, 2], [1, 1], [1, 1], [1, 1])
     else:
-        x, f, w = rand(1, 2, 5, 6, seed=1), rand(1, 3, 5, 6, seed=2), rand(3, 2, 5, 5, seed=3)
-        geom = ([1, 1], [2, 2], [0, 0], [1, 1])
+        x, f, w = rand(1, 2, 5, 6, seed=1), rand(1, 3, 5, 6, seed=2), rand(3, 2, 3, 3, seed=3)
+        geom = ([1, 1], [1, 1], [0, 0], [1, 1])
     b = rand(3, seed=4)
     kp = torch.tensor([0.3, -0.7])
     ts = [t.to(device=device, dtype=dtype).requires_grad_() for t in (x, f, w, b)] + [kp.to(device).requires_grad_()]

@@ -46,13 +46,8 @@ import triton.language as tl
 # (the interpreter recognises this combiner and sums with numpy).
 from triton.language.standard import _sum_combine
 
-GAUSSIAN = 0
-INVERSE = 1
-INVERSE_ASYM = 2
-
-Z_NONE = 0
-Z_COUNT = 1
-Z_KERNEL = 2
+# Codes (see ops.py): KTYPE 0 gaussian, 1 inverse, 2 asymmetric inverse; ZMODE 0 no
+# normalisation, 1 Z counts the samples, 2 Z sums K over the samples.
 
 
 @triton.jit

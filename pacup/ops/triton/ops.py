@@ -112,6 +112,37 @@ def _tap_major(weight: torch.Tensor, transposed: bool) -> torch.Tensor:
     return (weight.permute(2, 3, 0, 1) if transposed else weight.permute(2, 3, 1, 0)).contiguous()
 
 
+def _check(input, guide, weight, bias, kparams, transposed, stride, padding, output_padding, dilation, z_mode):
+    """Shapes the kernels rely on for memory safety (pacup.ops.functional validates more)."""
+    if input.dim() != 4 or guide.dim() != 4 or weight.dim() != 4:
+        raise ValueError("input, guide and weight must be 4-D")
+    cin_w, cout = (weight.shape[0], weight.shape[1]) if transposed else (weight.shape[1], weight.shape[0])
+    if cin_w != input.shape[1]:
+        raise ValueError(f"weight {tuple(weight.shape)} does not fit {input.shape[1]} input channels")
+    if weight.shape[-2] % 2 == 0 or weight.shape[-1] % 2 == 0:
+        raise ValueError(f"kernel size must be odd, got {tuple(weight.shape[-2:])}")
+    for name, v in (("stride", stride), ("padding", padding), ("output_padding", output_padding),
+                    ("dilation", dilation)):
+        if len(v) != 2 or min(v) < (1 if name in ("stride", "dilation") else 0):
+            raise ValueError(f"bad {name} {v}")
+    out_hw = _out_size(input.shape[2], input.shape[3], weight.shape[-2], weight.shape[-1], transposed, stride,
+                       padding, output_padding, dilation)
+    want = tuple(out_hw) if transposed else tuple(input.shape[-2:])
+    if guide.shape[0] != input.shape[0] or tuple(guide.shape[-2:]) != want:
+        raise ValueError(f"guide {tuple(guide.shape)} must be (B={input.shape[0]}, Cf, {want[0]}, {want[1]})")
+    if min(out_hw) < 1:
+        raise ValueError(f"empty output {tuple(out_hw)}")
+    if bias is not None and bias.shape != (cout,):
+        raise ValueError(f"bias must have shape ({cout},), got {tuple(bias.shape)}")
+    if kparams is not None and kparams.shape != (2,):
+        raise ValueError(f"kparams must have shape (2,), got {tuple(kparams.shape)}")
+    if z_mode not in (0, 1, 2):
+        raise ValueError(f"z_mode must be 0, 1 or 2, got {z_mode}")
+    for t in (guide, weight, bias):
+        if t is not None and (t.dtype != input.dtype or t.device != input.device):
+            raise ValueError("guide, weight and bias must have the input's dtype and device")
+
+
 class _Geometry:
     def __init__(self, input, guide, weight, transposed, stride, padding, output_padding, dilation):
         self.b, self.cin, self.hi, self.wi = input.shape
@@ -142,6 +173,7 @@ class _Geometry:
 
 def _forward_impl(input, guide, weight, bias, kparams, transposed, stride, padding, output_padding, dilation,
                   kernel_type, z_mode):
+    _check(input, guide, weight, bias, kparams, transposed, stride, padding, output_padding, dilation, z_mode)
     geo = _Geometry(input, guide, weight, transposed, stride, padding, output_padding, dilation)
     k = _kernels(input.device)
     x, g = input.contiguous(), guide.contiguous()
@@ -167,7 +199,10 @@ def _backward_impl(grad_out, z, input, guide, weight, kparams, transposed, strid
                    dilation, kernel_type, z_mode, needs):
     need_x, need_g, need_w, need_kp = needs
     need_kp = need_kp and kernel_type != 0 and kparams is not None
+    _check(input, guide, weight, None, kparams, transposed, stride, padding, output_padding, dilation, z_mode)
     geo = _Geometry(input, guide, weight, transposed, stride, padding, output_padding, dilation)
+    if grad_out.shape != (geo.b, geo.cout, geo.ho, geo.wo) or (z_mode and z.shape != (geo.b, 1, geo.ho, geo.wo)):
+        raise ValueError("grad_out / z do not match the forward's output")
     k = _kernels(input.device)
     x, g, go = input.contiguous(), guide.contiguous(), grad_out.contiguous()
     w = _tap_major(weight, transposed)
