@@ -142,6 +142,8 @@ class BuildNative(build_ext):
         if ext.name != NATIVE:
             return super().build_extension(ext)
         target = self.get_ext_fullpath(ext.name)
+        if os.path.exists(target):  # never ship a library left over from an earlier build
+            os.remove(target)
         if os.environ.get("PACUP_BUILD_NATIVE", "1") == "0":
             _warn("PACUP_BUILD_NATIVE=0: the ONNX Runtime custom-op library is not built; exported 'custom' "
                   "models run through their standard-operator fallback.")

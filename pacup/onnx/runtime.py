@@ -115,6 +115,11 @@ class OnnxBackend:
             self.config = json.loads(meta["pacup.config"])
         self.providers = self.session.get_providers()
         self.native = bool(lib) and self.mode == "custom"
+        if self.mode == "custom" and library == "auto" and not lib:
+            # pip hides the build's own warning: say it where it matters.
+            warnings.warn("the pacup custom-op library is not installed (its build failed or was skipped; "
+                          "'pip install -v' shows why): this custom model runs its standard-operator fallback",
+                          RuntimeWarning, stacklevel=2)
         inputs = self.session.get_inputs()
         if len(inputs) != 2:
             raise ValueError(f"{self.path}: expected a model with inputs (low, guide), found {len(inputs)} inputs")
