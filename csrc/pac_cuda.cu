@@ -8,6 +8,10 @@
 //      W * K * x over taps and input channels, normalises and adds the bias.
 // K is computed once per pixel and tap and read by every channel group. The scratch buffer
 // comes from ONNX Runtime's allocator (pac_ort.cc); nothing here allocates or synchronises.
+//
+// The per-thread bodies are __host__ __device__ functions: built with
+// -DPACUP_CUDA_HOST_CHECK, pacup_cuda_forward_host runs the same bodies in loops on the CPU,
+// which lets the tests check this file's index arithmetic on machines without a GPU.
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 #include <stdint.h>
@@ -24,18 +28,33 @@ using pacup_ort::PacShapes;
 constexpr int kThreads = 256;
 constexpr int kCoTile = 8;
 
-__device__ __forceinline__ float ld(const float* p) { return __ldg(p); }
-__device__ __forceinline__ float ld(const __half* p) { return __half2float(*p); }
-__device__ __forceinline__ void st(float* p, float v) { *p = v; }
-__device__ __forceinline__ void st(__half* p, float v) { *p = __float2half_rn(v); }
+#define PACUP_HD __host__ __device__ __forceinline__
 
-__device__ __forceinline__ int64_t dmod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
+PACUP_HD float ld(const float* p) {
+#ifdef __CUDA_ARCH__
+  return __ldg(p);
+#else
+  return *p;
+#endif
+}
+PACUP_HD float ld(const __half* p) { return __half2float(*p); }
+PACUP_HD void st(float* p, float v) { *p = v; }
+PACUP_HD void st(__half* p, float v) { *p = __float2half_rn(v); }
+PACUP_HD float fast_exp(float x) {
+#ifdef __CUDA_ARCH__
+  return __expf(x);
+#else
+  return expf(x);
+#endif
+}
+
+PACUP_HD int64_t dmod(int64_t a, int64_t b) { return ((a % b) + b) % b; }
 
 struct Tap {
   int64_t q, g;  // input index (-1: not a sample), guide index (-1: outside)
 };
 
-__device__ __forceinline__ Tap tap_1d(const PacConfig& c, bool rows, int64_t o, int t, int64_t n_in, int64_t n_g) {
+PACUP_HD Tap tap_1d(const PacConfig& c, bool rows, int64_t o, int t, int64_t n_in, int64_t n_g) {
   const int s = rows ? c.sy : c.sx, p = rows ? c.py : c.px, d = rows ? c.dy : c.dx, k = rows ? c.kh : c.kw;
   Tap r{-1, -1};
   if (!c.transposed) {
@@ -53,19 +72,18 @@ __device__ __forceinline__ Tap tap_1d(const PacConfig& c, bool rows, int64_t o, 
   return r;
 }
 
-__device__ __forceinline__ int64_t centre_1d(const PacConfig& c, bool rows, int64_t o, int64_t n_g) {
+PACUP_HD int64_t centre_1d(const PacConfig& c, bool rows, int64_t o, int64_t n_g) {
   if (c.transposed) return o;
   const int s = rows ? c.sy : c.sx, p = rows ? c.py : c.px, d = rows ? c.dy : c.dx, k = rows ? c.kh : c.kw;
   const int64_t v = o * s - p + (int64_t)d * (k / 2);
   return (v >= 0 && v < n_g) ? v : -1;
 }
 
+// Thread idx (one output pixel of one image): K for every tap, and 1/Z.
 template <typename T>
-__global__ void kernel_map(PacConfig c, PacShapes s, const T* __restrict__ guide, const T* __restrict__ centre,
-                           float* __restrict__ kbuf, float* __restrict__ zinv) {
+PACUP_HD void kernel_map_at(int64_t idx, const PacConfig& c, const PacShapes& s, const T* __restrict__ guide,
+                            const T* __restrict__ centre, float* __restrict__ kbuf, float* __restrict__ zinv) {
   const int64_t npix = s.ho * s.wo;
-  const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (idx >= s.batch * npix) return;
   const int64_t b = idx / npix, pix = idx % npix, oy = pix / s.wo, ox = pix % s.wo;
   const int64_t taps = (int64_t)c.kh * c.kw;
   const int64_t cy = centre_1d(c, true, oy, s.gh), cx = centre_1d(c, false, ox, s.gw);
@@ -91,7 +109,7 @@ __global__ void kernel_map(PacConfig c, PacShapes s, const T* __restrict__ guide
         if (c.asymmetric) diff = fmaxf(diff, 0.f);
         d2 += diff * diff;
       }
-      const float k = (c.kernel == pacup_ort::kGaussian) ? __expf(-0.5f * d2)
+      const float k = (c.kernel == pacup_ort::kGaussian) ? fast_exp(-0.5f * d2)
                                                          : c.alpha + powf(d2 + pacup_ort::kInverseEps, 0.5f * c.lambda);
       *out = k;
       z += (c.normalize == pacup_ort::kKernelNorm) ? k : 1.f;
@@ -101,15 +119,21 @@ __global__ void kernel_map(PacConfig c, PacShapes s, const T* __restrict__ guide
 }
 
 template <typename T>
-__global__ void accumulate(PacConfig c, PacShapes s, const T* __restrict__ x, const T* __restrict__ w,
-                           const T* __restrict__ bias, const float* __restrict__ kbuf, const float* __restrict__ zinv,
-                           T* __restrict__ y) {
-  const int64_t npix = s.ho * s.wo;
+__global__ void kernel_map(PacConfig c, PacShapes s, const T* __restrict__ guide, const T* __restrict__ centre,
+                           float* __restrict__ kbuf, float* __restrict__ zinv) {
   const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
-  if (idx >= s.batch * npix) return;
+  if (idx < s.batch * s.ho * s.wo) kernel_map_at<T>(idx, c, s, guide, centre, kbuf, zinv);
+}
+
+// Thread (idx, group): output pixel idx, output channels group * kCoTile ... + kCoTile - 1.
+template <typename T>
+PACUP_HD void accumulate_at(int64_t idx, int64_t group, const PacConfig& c, const PacShapes& s, const T* __restrict__ x,
+                            const T* __restrict__ w, const T* __restrict__ bias, const float* __restrict__ kbuf,
+                            const float* __restrict__ zinv, T* __restrict__ y) {
+  const int64_t npix = s.ho * s.wo;
   const int64_t b = idx / npix, pix = idx % npix, oy = pix / s.wo, ox = pix % s.wo;
   const int64_t cout = s.shared ? s.cin : s.cout;
-  const int64_t co0 = (int64_t)blockIdx.y * kCoTile;
+  const int64_t co0 = group * kCoTile;
   const int64_t taps = (int64_t)c.kh * c.kw;
   float acc[kCoTile];
 #pragma unroll
@@ -150,16 +174,28 @@ __global__ void accumulate(PacConfig c, PacShapes s, const T* __restrict__ x, co
   }
 }
 
+template <typename T>
+__global__ void accumulate(PacConfig c, PacShapes s, const T* __restrict__ x, const T* __restrict__ w,
+                           const T* __restrict__ bias, const float* __restrict__ kbuf, const float* __restrict__ zinv,
+                           T* __restrict__ y) {
+  const int64_t idx = (int64_t)blockIdx.x * blockDim.x + threadIdx.x;
+  if (idx < s.batch * s.ho * s.wo) accumulate_at<T>(idx, blockIdx.y, c, s, x, w, bias, kbuf, zinv, y);
+}
+
 size_t align_up(size_t n) { return (n + 255) / 256 * 256; }
+
+float* zinv_of(const PacArgs& a, void* scratch) {
+  const size_t taps = (size_t)a.cfg.kh * a.cfg.kw, npix = (size_t)(a.shp.ho * a.shp.wo);
+  return reinterpret_cast<float*>(static_cast<char*>(scratch) + align_up(sizeof(float) * a.shp.batch * taps * npix));
+}
 
 template <typename T>
 const char* launch(const PacArgs& a, cudaStream_t stream, void* scratch) {
   const PacShapes& s = a.shp;
   const int64_t npix = s.ho * s.wo, total = s.batch * npix;
   if (total == 0) return nullptr;
-  const int64_t taps = (int64_t)a.cfg.kh * a.cfg.kw;
   float* kbuf = static_cast<float*>(scratch);
-  float* zinv = reinterpret_cast<float*>(static_cast<char*>(scratch) + align_up(sizeof(float) * s.batch * taps * npix));
+  float* zinv = zinv_of(a, scratch);
   const unsigned blocks = (unsigned)((total + kThreads - 1) / kThreads);
   kernel_map<T><<<blocks, kThreads, 0, stream>>>(a.cfg, s, static_cast<const T*>(a.guide),
                                                  static_cast<const T*>(a.centre), kbuf, zinv);
@@ -185,3 +221,29 @@ extern "C" const char* pacup_cuda_forward(const PacArgs* a, int half, void* stre
   return half ? launch<__half>(*a, static_cast<cudaStream_t>(stream), scratch)
               : launch<float>(*a, static_cast<cudaStream_t>(stream), scratch);
 }
+
+#ifdef PACUP_CUDA_HOST_CHECK
+namespace {
+template <typename T>
+void run_host(const PacArgs& a, void* scratch) {
+  const PacShapes& s = a.shp;
+  const int64_t total = s.batch * s.ho * s.wo, cout = s.shared ? s.cin : s.cout;
+  float* kbuf = static_cast<float*>(scratch);
+  float* zinv = zinv_of(a, scratch);
+  for (int64_t i = 0; i < total; ++i)
+    kernel_map_at<T>(i, a.cfg, s, static_cast<const T*>(a.guide), static_cast<const T*>(a.centre), kbuf, zinv);
+  for (int64_t g = 0; g < (cout + kCoTile - 1) / kCoTile; ++g)
+    for (int64_t i = 0; i < total; ++i)
+      accumulate_at<T>(i, g, a.cfg, s, static_cast<const T*>(a.x), static_cast<const T*>(a.weight),
+                       static_cast<const T*>(a.bias), kbuf, zinv, static_cast<T*>(a.out));
+}
+}  // namespace
+
+// The CUDA kernels' per-thread bodies run in loops on the CPU (tests only).
+extern "C" __attribute__((visibility("default"))) const char* pacup_cuda_forward_host(const PacArgs* a, int half,
+                                                                                      void* scratch) {
+  if (half) run_host<__half>(*a, scratch);
+  else run_host<float>(*a, scratch);
+  return nullptr;
+}
+#endif

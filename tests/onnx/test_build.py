@@ -1,6 +1,7 @@
 """The native build: library present, CUDA source compiles (compile only), and pacup imports
 without the optional ONNX packages."""
 
+import ctypes
 import os
 import shutil
 import subprocess
@@ -32,14 +33,82 @@ def test_library_path_can_be_overridden(monkeypatch, tmp_path):
     assert library_path() is None
 
 
-@pytest.mark.skipif(shutil.which("nvcc") is None, reason="nvcc not found")
-def test_cuda_kernel_compiles(tmp_path):
-    """Compile only: this checks the CUDA source, not its results (test_cuda.py runs it)."""
-    out = tmp_path / "pac_cuda.o"
-    proc = subprocess.run(["nvcc", "-std=c++17", "-O3", "-Xcompiler", "-fPIC", "-gencode", "arch=compute_80,code=sm_80",
-                           "-c", str(CSRC / "pac_cuda.cu"), "-o", str(out)], capture_output=True, text=True)
+@pytest.fixture(scope="module")
+def cuda_host_check(tmp_path_factory):
+    """nvcc builds pac_cuda.cu (device code for sm_80, plus -DPACUP_CUDA_HOST_CHECK, which runs
+    the kernels' per-thread bodies in loops on the CPU)."""
+    if shutil.which("nvcc") is None:
+        pytest.skip("nvcc not found")
+    out = tmp_path_factory.mktemp("cuda") / "libpac_cuda_host.so"
+    proc = subprocess.run(["nvcc", "-std=c++17", "-O2", "-Xcompiler", "-fPIC,-fvisibility=hidden", "-shared",
+                           "-DPACUP_CUDA_HOST_CHECK", "-gencode", "arch=compute_80,code=sm_80",
+                           str(CSRC / "pac_cuda.cu"), "-o", str(out)], capture_output=True, text=True)
+    return proc, out
+
+
+def test_cuda_kernel_compiles(cuda_host_check):
+    """Compile only: no GPU here to run it (test_cuda.py runs it inside ONNX Runtime)."""
+    proc, out = cuda_host_check
     assert proc.returncode == 0, proc.stderr[-3000:]
     assert out.stat().st_size > 0
+
+
+class _Config(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int32) for n in ("transposed", "kh", "kw", "sy", "sx", "py", "px", "dy", "dx", "opy",
+                                               "opx", "kernel")] + \
+               [("alpha", ctypes.c_float), ("lam", ctypes.c_float), ("asymmetric", ctypes.c_int32),
+                ("normalize", ctypes.c_int32)]
+
+
+class _Shapes(ctypes.Structure):
+    _fields_ = [(n, ctypes.c_int64) for n in ("batch", "cin", "h", "w", "cf", "gh", "gw", "cout", "ho", "wo")] + \
+               [("shared", ctypes.c_int32)]
+
+
+class _Args(ctypes.Structure):
+    _fields_ = [("cfg", _Config), ("shp", _Shapes)] + [(n, ctypes.c_void_p) for n in
+                                                         ("x", "guide", "centre", "weight", "bias", "out")]
+
+
+@pytest.mark.parametrize("half", [False, True])
+def test_cuda_kernel_bodies_match_pytorch_on_the_cpu(cuda_host_check, half):
+    """The CUDA file's index arithmetic (taps, phases, padding, normalisation, layouts)
+    against the PyTorch implementation, executed on the CPU."""
+    import numpy as np
+    import torch
+
+    from onnx_testlib import feeds, guide_size, inputs, make_case, torch_reference
+    from test_layers import CASES
+
+    proc, path = cuda_host_check
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    lib = ctypes.CDLL(str(path))
+    lib.pacup_cuda_forward_host.restype = ctypes.c_char_p
+    lib.pacup_cuda_forward_host.argtypes = [ctypes.c_void_p, ctypes.c_int, ctypes.c_void_p]
+    dt = np.float16 if half else np.float32
+    for spec, cin, cout, cf in CASES:
+        weight, bias, smooth = make_case(spec, cin, cout, cf)
+        x, g = inputs(spec, 2, cin, cf, 7, 9, seed=30)
+        if half:  # compare with the reference on the rounded inputs
+            x, g, weight = x.half().double(), g.half().double(), weight.half().double()
+            bias = None if bias is None else bias.half().double()
+        ref = torch_reference(spec, x, g, weight, bias, smooth).numpy()
+        f = feeds(spec, x, g, smooth, dt)
+        arrays = {"x": f["X"], "guide": f["Guide"], "centre": f.get("Centre", f["Guide"]),
+                  "weight": weight.numpy().astype(dt), "bias": None if bias is None else bias.numpy().astype(dt)}
+        out = np.zeros(ref.shape, dt)
+        gh, gw = guide_size(spec, 7, 9)
+        kh, kw = spec.kernel
+        cfg = _Config(int(spec.transposed), kh, kw, *spec.stride, *spec.padding, *spec.dilation, *spec.output_padding,
+                      int(spec.kernel_type == "inverse"), spec.alpha, spec.lam, int(spec.asymmetric), spec.normalize)
+        shp = _Shapes(2, cin, 7, 9, cf, gh, gw, cin if spec.shared else cout, out.shape[2], out.shape[3], int(spec.shared))
+        args = _Args(cfg, shp, *(None if arrays[k] is None else arrays[k].ctypes.data
+                                 for k in ("x", "guide", "centre", "weight", "bias")), out.ctypes.data)
+        scratch = np.zeros(2 * (kh * kw + 1) * out.shape[2] * out.shape[3] + 256, np.float32)
+        assert lib.pacup_cuda_forward_host(ctypes.byref(args), int(half), scratch.ctypes.data) is None
+        tol = (2e-2 if half else 1e-4) * max(1.0, float(np.abs(ref).max()))
+        assert np.abs(out.astype(np.float64) - ref).max() < tol, spec
+    del torch
 
 
 @pytest.mark.skipif(CXX is None, reason="no C++ compiler")
