@@ -254,8 +254,10 @@ def _transposed_body(bld: _Builder, spec: PacSpec, x, g, w, bias, centre_src):
 
 
 def function_inputs(spec: PacSpec) -> list[str]:
+    """Formal inputs, positional like the node's: B stays in place (unused) when only Centre
+    is given."""
     names = ["X", "Guide", "W"]
-    if spec.has_bias:
+    if spec.has_bias or spec.has_centre:
         names.append("B")
     if spec.has_centre:
         names.append("Centre")

@@ -20,7 +20,7 @@ class Stack(nn.Module):
     def __init__(self):
         super().__init__()
         self.conv = PacConv2d(2, 4, 5, padding=2, normalize_kernel=True, kernel_type="inv_0.1_0.5",
-                              smooth_kernel_type="gaussian_3")
+                              smooth_kernel_type="gaussian_3", bias=False)  # node inputs X, G, W, "", Centre
         self.up = PacConvTranspose2d(4, 4, 5, stride=2, padding=2, output_padding=1)
         self.pool = PacPool2d(3, padding=1)
         self.masked = PacConv2d(4, 2, 1)  # 1x1: tracing the fast path stays cheap

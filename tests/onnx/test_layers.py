@@ -12,6 +12,8 @@ from pacup.onnx import make_session
 from onnx_testlib import computes, feeds, inputs, make_case, single_layer_model, torch_reference
 
 S = G.PacSpec
+# The decoder layer of PacJointUpsample (32 channels there).
+JOINT = (S(G.CONV_T, (5, 5), stride=(2, 2), padding=(2, 2), output_padding=(1, 1)), 8, 8, 4)
 CASES = [
     # (spec, cin, cout, cf)
     (S(G.CONV, (5, 5), padding=(2, 2)), 4, 6, 3),
@@ -20,7 +22,8 @@ CASES = [
     (S(G.CONV, (5, 5), padding=(2, 2), shared=True, normalize=2, has_bias=False), 3, 3, 3),  # PacPool2d
     (S(G.CONV, (3, 3), padding=(1, 1), kernel_type="inverse", alpha=0.2, lam=-1.0, asymmetric=True,
        has_centre=True), 3, 4, 2),
-    (S(G.CONV_T, (5, 5), stride=(2, 2), padding=(2, 2), output_padding=(1, 1)), 8, 8, 4),  # PacJointUpsample
+    (S(G.CONV, (3, 3), padding=(1, 1), normalize=2, has_bias=False, has_centre=True), 2, 3, 2),  # no B, Centre
+    JOINT,
     (S(G.CONV_T, (5, 5), stride=(2, 2), padding=(2, 2), output_padding=(1, 1), normalize=2, has_centre=True), 3, 5, 2),
     (S(G.CONV_T, (3, 3), stride=(3, 3), padding=(1, 1), output_padding=(2, 2), normalize=1, has_bias=False), 2, 3, 3),
     (S(G.CONV_T, (5, 3), stride=(3, 3), padding=(1, 0), dilation=(1, 2), output_padding=(2, 1), kernel_type="inverse", alpha=0.1,
@@ -71,7 +74,7 @@ def test_native_cpu_kernel_matches_pytorch(case, lib):
 
 def test_native_kernel_is_used_without_fallback_function(lib):
     """Without a function body in the file, only the registered kernel can run the node."""
-    spec, cin, cout, cf = CASES[5]
+    spec, cin, cout, cf = JOINT
     weight, bias, _ = make_case(spec, cin, cout, cf)
     model = single_layer_model(spec, weight.float().numpy(), bias.float().numpy(), cin, cf, with_function=False)
     x, g = inputs(spec, 1, cin, cf, 6, 7, seed=3)
@@ -83,7 +86,7 @@ def test_native_kernel_is_used_without_fallback_function(lib):
 
 def test_native_kernel_threads_agree(lib):
     """ORT's intra-op pool splits rows across threads: results are identical to one thread."""
-    spec, cin, cout, cf = CASES[5]
+    spec, cin, cout, cf = JOINT
     weight, bias, _ = make_case(spec, cin, cout, cf)
     model = single_layer_model(spec, weight.float().numpy(), bias.float().numpy(), cin, cf)
     x, g = inputs(spec, 2, cin, cf, 40, 33, seed=4)
@@ -94,7 +97,7 @@ def test_native_kernel_threads_agree(lib):
 
 
 def test_native_float16(lib):
-    spec, cin, cout, cf = CASES[5]
+    spec, cin, cout, cf = JOINT
     spec = G.PacSpec(**{**spec.__dict__, "dtype": TensorProto.FLOAT16})
     weight, bias, _ = make_case(spec, cin, cout, cf)
     model = single_layer_model(spec, weight.half().numpy(), bias.half().numpy(), cin, cf)
@@ -109,7 +112,7 @@ def test_native_float16(lib):
 
 
 def test_native_kernel_rejects_a_guide_of_the_wrong_size(lib):
-    spec, cin, cout, cf = CASES[5]
+    spec, cin, cout, cf = JOINT
     weight, bias, _ = make_case(spec, cin, cout, cf)
     sess = make_session(single_layer_model(spec, weight.float().numpy(), bias.float().numpy(), cin, cf), library=lib)
     x = np.zeros((1, cin, 6, 6), np.float32)
