@@ -193,10 +193,10 @@ def check_guide(guide, input, size, channel_wise, what: str) -> None:
             f"channel_wise kernels need one guide channel per input channel: "
             f"guide has {guide.shape[1]}, input has {input.shape[1]}"
         )
-    if guide.dtype != input.dtype or guide.device != input.device:
-        raise ValueError(
-            f"guide ({guide.dtype}, {guide.device}) must match input ({input.dtype}, {input.device})"
-        )
+    if guide.device != input.device:
+        raise ValueError(f"guide is on {guide.device}, input on {input.device}: they must be on the same device")
+    if not guide.is_floating_point():
+        raise ValueError(f"guide must be a floating-point tensor, got {guide.dtype}")
 
 
 def check_mask(mask, input) -> None:

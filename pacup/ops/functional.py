@@ -371,6 +371,9 @@ def pac_conv2d(
         C.check_kernel(kernel, input, k, out_hw)
     else:
         C.check_guide(guide, input, (h, w), channel_wise, "input")
+        # Features may arrive in another float dtype (e.g. float32 features scaled by a
+        # float32 parameter under fp16 autocast): K is computed in the input's dtype.
+        guide = guide.to(input.dtype)
     if input.device.type == "cuda":
         fused = gpu.pac_conv2d(
             input=input, guide=guide, weight=weight, bias=bias, stride=s, padding=p, dilation=d,
@@ -488,6 +491,7 @@ def pac_conv_transpose2d(
         C.check_kernel(kernel, input, k, out_hw)
     else:
         C.check_guide(guide, input, out_hw, channel_wise, "output")
+        guide = guide.to(input.dtype)
     if input.device.type == "cuda":
         fused = gpu.pac_conv_transpose2d(
             input=input, guide=guide, weight=weight, bias=bias, stride=s, padding=p, output_padding=op,

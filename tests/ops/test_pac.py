@@ -339,6 +339,13 @@ def test_low_precision_dtypes(dtype, schedule):
     torch.testing.assert_close(out_t.float(), ref_t, atol=tol * 4, rtol=tol * 4)
 
 
+def test_guide_in_another_float_dtype_is_cast_to_the_input_dtype():
+    x, f, w = rand(1, 2, 6, 6).float(), rand(1, 2, 6, 6), rand(2, 2, 3, 3).float()
+    out = PF.pac_conv2d(x, f, w, padding=1)
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, PF.pac_conv2d(x, f.float(), w, padding=1))
+
+
 def test_batch_elements_are_independent():
     x, f, w = rand(3, 2, 8, 8), rand(3, 2, 8, 8), rand(2, 2, 3, 3)
     full = PF.pac_conv2d(x, f, w, padding=1, normalize_kernel=True)
@@ -376,7 +383,7 @@ def test_modules_hold_parameters_and_match_functional():
         (lambda: PF.pac_conv2d(rand(1, 2, 8, 8), rand(1, 2, 8, 8), rand(2, 2, 3, 3), kernel_type="box"), "unknown kernel_type"),
         (lambda: PF.pac_conv2d(rand(1, 2, 8, 8), rand(1, 2, 8, 8), rand(2, 2, 3, 3), mask=rand(1, 2, 8, 8)), "mask must have shape"),
         (lambda: PF.pac_conv2d(rand(2, 8, 8), rand(1, 2, 8, 8), rand(2, 2, 3, 3)), "(B, C, H, W)"),
-        (lambda: PF.pac_conv2d(rand(1, 2, 8, 8), rand(1, 2, 8, 8).float(), rand(2, 2, 3, 3)), "must match input"),
+        (lambda: PF.pac_conv2d(rand(1, 2, 8, 8), rand(1, 2, 8, 8).long(), rand(2, 2, 3, 3)), "floating-point"),
         (lambda: PF.pac_pool2d(rand(1, 2, 8, 8), rand(1, 3, 8, 8), 3, channel_wise=True), "channel_wise"),
         (lambda: PF.pac_conv2d(rand(1, 2, 8, 8), None, rand(2, 2, 3, 3), kernel=rand(1, 1, 3, 3, 5, 5)), "kernel must have shape"),
         (lambda: PF.pac_conv_transpose2d(rand(1, 2, 8, 8), rand(1, 2, 15, 15), rand(2, 2, 5, 5), stride=2, padding=2, output_padding=1), "size of the output"),
