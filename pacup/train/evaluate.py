@@ -436,7 +436,7 @@ def sweep_baselines(task: str = "depth", factor: int = 8, protocol: str = "B", n
 
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pacup.train.evaluate", description=__doc__.split("\n\n")[0])
-    p.add_argument("--data", required=True, help="folder, or synthetic[-depth|-flow]")
+    p.add_argument("--data", default=None, help="folder, or synthetic[-depth|-flow] (required unless sweeping)")
     p.add_argument("--task", choices=["depth", "flow"], default=None)
     p.add_argument("--protocol", default=None, help="A, B, flow or a degradation method (default B / flow)")
     p.add_argument("--factor", type=int, default=8)
@@ -456,6 +456,8 @@ def main(argv=None) -> int:
     if a.sweep_baselines:
         sweep_baselines(a.task or "depth", a.factor, a.protocol or "B", a.n, a.size, json_path=a.json)
         return 0
+    if a.data is None:
+        p.error("--data is required")
     ds = load_dataset(a.data, a.task, a.depth_scale, n=a.n, size=a.size)
     protocol = a.protocol or ("flow" if ds[0].kind == "flow" else "B")
     from rich.console import Console
