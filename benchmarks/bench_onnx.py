@@ -4,8 +4,8 @@ peak memory of one PacJointUpsample forward pass.
     python benchmarks/bench_onnx.py                      # x8, 480x640 output, CPU (+ GPU if any)
     python benchmarks/bench_onnx.py --factor 4 --size 240 320 --repeat 5 --device cpu
 
-Each backend runs in its own process (ONNX Runtime ones without importing PyTorch), so peak
-memory is that process's own: ``peak`` is the peak resident set size during the timed runs,
+Each backend runs in its own process (ONNX Runtime ones with plain onnxruntime, without
+importing PyTorch or pacup), so peak memory is that process's own: ``peak`` is the peak resident set size during the timed runs,
 ``work`` the part of it above the resident size after the model was loaded (buffers of the
 forward pass). GPU rows give device memory instead (PyTorch: max allocated; ONNX Runtime:
 drop of free device memory). Weights are random: speed and memory do not depend on them.
@@ -67,19 +67,25 @@ def _worker(args) -> dict:
                 torch.cuda.synchronize()
             return out.float().cpu().numpy()
     else:
-        from pacup.onnx import OnnxBackend, native_info
+        # Plain onnxruntime, as a deployment without PyTorch would run it (pacup itself
+        # imports torch, so it is not imported here).
+        import onnxruntime as ort
 
-        lib = "auto" if args.backend == "ort-custom" else None
-        backend = OnnxBackend(args.model, device=args.device, library=lib)
-        if args.backend == "ort-custom" and not backend.native:
-            raise SystemExit("the custom-op library is not available")
+        so = ort.SessionOptions()
+        if args.backend == "ort-custom":
+            if not args.library:
+                raise SystemExit("the custom-op library is not available")
+            so.register_custom_ops_library(args.library)
+        providers = (["CUDAExecutionProvider", "CPUExecutionProvider"] if gpu else ["CPUExecutionProvider"])
+        sess = ort.InferenceSession(args.model, so, providers=providers)
+        names = [i.name for i in sess.get_inputs()]
         if gpu:
             import torch  # only for the device-memory query
 
             free0 = torch.cuda.mem_get_info()[0]
 
         def run():
-            return backend.run(low, guide)
+            return sess.run(None, {names[0]: low, names[1]: guide})[0]
 
     base = _rss_mb()
     if gpu and args.backend == "pytorch":
@@ -101,7 +107,13 @@ def _worker(args) -> dict:
         res["mem_mb"] = _peak_rss_mb()
         res["work_mb"] = _peak_rss_mb() - base
     if args.backend == "ort-custom":
-        res["native"] = native_info()
+        import ctypes
+
+        lib = ctypes.CDLL(args.library)
+        lib.pacup_ort_compute_count.restype = ctypes.c_ulonglong
+        res["native_runs"] = int(lib.pacup_ort_compute_count(1 if gpu else 0))
+        if res["native_runs"] == 0:
+            raise SystemExit("the native kernel did not run")
     return res
 
 
@@ -116,6 +128,7 @@ def main():
     p.add_argument("--backend", default=None, help=argparse.SUPPRESS)
     p.add_argument("--model", default=None, help=argparse.SUPPRESS)
     p.add_argument("--weights", default=None, help=argparse.SUPPRESS)
+    p.add_argument("--library", default=None, help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.backend:
         print(json.dumps(_worker(args)))
@@ -160,6 +173,8 @@ def main():
                    "--size", str(h), str(w), "--repeat", str(args.repeat), "--weights", weights]
             if model:
                 cmd += ["--model", model]
+            if library_path():
+                cmd += ["--library", library_path()]
             proc = subprocess.run(cmd, capture_output=True, text=True)
             if proc.returncode != 0:
                 print(f"{backend} on {dev} failed:\n{proc.stderr[-2000:]}", file=sys.stderr)
