@@ -394,6 +394,9 @@ def export_model(
         raise ValueError(f"mode must be one of {MODES}, got {mode!r}")
     if not isinstance(opset, int) or opset < 17:
         raise ValueError(f"opset must be an integer >= 17, got {opset!r}")
+    if not callable(getattr(getattr(torch.onnx, "ops", None), "symbolic", None)):
+        raise ImportError(f"ONNX export needs torch.onnx.ops.symbolic (PyTorch 2.8 or newer), "
+                          f"this is PyTorch {torch.__version__}")
     try:
         import onnx  # noqa: F401
         import onnxscript  # noqa: F401  (torch.onnx's exporter needs it)
@@ -411,7 +414,7 @@ def export_model(
     t0 = time.perf_counter()
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
-    reference = copy.deepcopy(model).eval().float()
+    reference = copy.deepcopy(model).eval().float().cpu()  # export and check run on the CPU
     dtype = torch.float16 if fp16 else torch.float32
     factor = getattr(model, "factor", None)
     if sample_inputs is None:
@@ -499,7 +502,7 @@ def check_export(path, model: nn.Module, check_inputs: tuple | None = None, tole
         if factor is None:
             raise ValueError("check_inputs is required for models without a 'factor' attribute")
         check_inputs = _factor_inputs(int(factor), 13, 19, seed=1)
-    reference = copy.deepcopy(model).eval().float()
+    reference = copy.deepcopy(model).eval().float().cpu()
     try:
         _verify(report, reference, tuple(t.detach().cpu().float() for t in check_inputs), tolerance, library)
     finally:
