@@ -37,8 +37,11 @@ What happens, in order (all rules below are part of the API):
    for :class:`~pacup.models.PacJointUpsample`) on each side, so tiled and untiled results
    agree to float rounding. ``tile=None`` picks the largest square tile whose full-res area
    (margins included, times the images and channels run together) stays within a pixel
-   budget: 2**21 pixels on the CPU (about 1.1 GB peak for x8 depth), and on CUDA the free
-   memory divided by 8 KiB per pixel (4 KiB in fp16); an image within budget runs whole.
+   budget; an image within budget runs whole. On the CPU the budget is 3 * 2**18 (786k)
+   full-res pixels: the network's eager forward peaks at about 0.8 KB per full-res pixel,
+   and a 3840x2160 x8 depth map measured 1.0 GB (1 thread) to 1.3 GB (2 threads) peak RSS
+   (``benchmarks/bench_pipeline.py``). On CUDA it is half the free memory at 2 KiB per
+   pixel (1 KiB in fp16), i.e. twice the CPU figure as a margin (not measured on a GPU).
 6. **Device and precision.** ``device='auto'`` is CUDA when available, else the CPU.
    ``half=True`` runs the network in fp16 on CUDA; on the CPU it is ignored with a warning
    (fp16 convolutions there are slower and less accurate than fp32). Normalisation, hole
@@ -82,8 +85,9 @@ FILL_RADIUS = 8
 MAX_FACTOR = max(SUPPORTED_FACTORS)
 _FILL_SIGMA = 0.25
 _DEFAULT_MARGIN = 16
-_CPU_PIXEL_BUDGET = 1 << 20
-_CUDA_BYTES_PER_PIXEL = {torch.float32: 8192, torch.float16: 4096}
+# Full-res pixels per forward pass (margins included); measured figures in the module doc.
+_CPU_PIXEL_BUDGET = 3 << 18
+_CUDA_BYTES_PER_PIXEL = {torch.float32: 2048, torch.float16: 1024}
 
 
 # ----------------------------------------------------------------------------- sizes
@@ -365,7 +369,7 @@ def _auto_tile(h, w, nf, margin, n_items, device, dtype) -> int:
     """Interior tile size (low-res pixels) under the pixel budget (see the module doc)."""
     if device.type == "cuda":
         free, _ = torch.cuda.mem_get_info(device)
-        budget = free // _CUDA_BYTES_PER_PIXEL[dtype]
+        budget = free // 2 // _CUDA_BYTES_PER_PIXEL[dtype]
     else:
         budget = _CPU_PIXEL_BUDGET
     budget = max(1, budget // n_items)

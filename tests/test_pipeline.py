@@ -401,6 +401,20 @@ def test_cuda_unavailable_is_an_input_error():
         pacup.upsample_depth(smooth_depth(4, 4), rand_guide(16, 16), model=Bilinear(4), device="cuda")
 
 
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_cuda_matches_cpu(net4):
+    low, g = smooth_depth(20, 24), rand_guide(80, 96)
+    low[5:8, 5:9] = 0
+    cpu = pacup.upsample_depth(low, g, model=net4, device="cpu")
+    gpu = pacup.upsample_depth(low, g, model=net4, device="cuda", tile=7)
+    np.testing.assert_allclose(gpu, cpu, atol=1e-3, rtol=0)
+    half = pacup.upsample_depth(low, g, model=net4, device="cuda", half=True)
+    assert half.dtype == np.float32
+    np.testing.assert_allclose(half, cpu, atol=2e-2 * np.ptp(low), rtol=0)
+    assert next(net4.parameters()).device.type == "cpu"  # the caller's module was copied
+
+
 @pytest.mark.parametrize("kwargs,match", [
     (dict(low=np.ones((4, 4, 3))), "2-D array"),
     (dict(guide=np.zeros((16, 16, 4), np.uint8)), "RGB image"),
