@@ -257,7 +257,8 @@ def _resolve_dtype(half: bool, device: torch.device) -> torch.dtype:
 
 
 class _Net:
-    """The network as the pipeline runs it: module, factor, margin, channel handling."""
+    """The network as the pipeline runs it: module, tile margin, channel handling, and the
+    caller's training flag to restore."""
 
     def __init__(self, module: nn.Module, margin: int, multi_channel: bool, restore_training):
         self.module, self.margin = module, margin
