@@ -8,13 +8,29 @@ convolutions.
 See :mod:`pacup.pipeline` for the rules (sizes, invalid pixels, tiling, devices).
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
-from .errors import InputError, ModelFileError, ModelNotAvailableError, PacupError
-from .models import list_models, load_model
-from .pipeline import resolve_factor, upsample_depth, upsample_depth_batch, upsample_flow
+# The public names load on first use, so that `pacup --version` and `pacup --help` do not
+# pay for importing torch.
+_LAZY = {
+    "InputError": "errors", "ModelFileError": "errors", "ModelNotAvailableError": "errors", "PacupError": "errors",
+    "list_models": "models", "load_model": "models",
+    "resolve_factor": "pipeline", "upsample_depth": "pipeline", "upsample_depth_batch": "pipeline",
+    "upsample_flow": "pipeline",
+}
 
-__all__ = [
-    "__version__", "InputError", "ModelFileError", "ModelNotAvailableError", "PacupError", "list_models",
-    "load_model", "resolve_factor", "upsample_depth", "upsample_depth_batch", "upsample_flow",
-]
+__all__ = ["__version__", *_LAZY]
+
+
+def __getattr__(name):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'pacup' has no attribute {name!r}")
+
+
+def __dir__():
+    return sorted(set(globals()) | set(_LAZY))
