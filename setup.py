@@ -1,4 +1,6 @@
-"""Native build of pacup: the ONNX Runtime custom-op library (csrc/ -> pacup/onnx/_native/).
+"""What pyproject.toml cannot say: the package list with weights/ mapped to
+``pacup._weights``, and the native build of the ONNX Runtime custom-op library
+(csrc/ -> pacup/onnx/_native/).
 
 Everything else about the package lives in pyproject.toml. The library is a plain shared
 object loaded by ONNX Runtime (``SessionOptions.register_custom_ops_library``), not a Python
@@ -22,7 +24,7 @@ import subprocess
 import sys
 import tempfile
 
-from setuptools import Extension, setup
+from setuptools import Extension, find_namespace_packages, setup
 from setuptools.command.build_ext import build_ext
 
 NATIVE = "pacup.onnx._native.pacup_ort"
@@ -209,6 +211,11 @@ class BuildNative(build_ext):
 
 
 setup(
+    # The top-level weights/ folder ships inside the package as ``pacup._weights`` so that a
+    # non-editable install finds the released weights through the import system.
+    # (pyproject.toml cannot combine package discovery with one mapped package.)
+    packages=find_namespace_packages(include=["pacup", "pacup.*"], exclude=["*.__pycache__"]) + ["pacup._weights"],
+    package_dir={"pacup._weights": "weights"},
     ext_modules=[Extension(NATIVE, sources=SOURCES, depends=HEADERS + [CUDA_SOURCE], optional=True)],
     cmdclass={"build_ext": BuildNative},
 )

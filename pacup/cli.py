@@ -69,8 +69,13 @@ class Device(str, Enum):
 
 
 class Backend(str, Enum):
-    # Only PyTorch for now; ONNX Runtime joins this enum when its backend lands.
     torch = "torch"
+    onnx = "onnx"  # --model must be an .onnx file written by `pacup export-onnx`
+
+
+class OnnxMode(str, Enum):
+    portable = "portable"
+    custom = "custom"
 
 
 # --------------------------------------------------------------------------- output
@@ -693,7 +698,8 @@ Factor = Annotated[Optional[int], typer.Option(
     "--factor", "-f", help="Upsampling factor, 2 to 16.", show_default="guide size / input size",
     rich_help_panel=_MODEL)]
 Model = Annotated[Optional[str], typer.Option(
-    "--model", "-m", help="Registry name (see `pacup models`) or path to a .safetensors weights file.",
+    "--model", "-m", help="Registry name (see `pacup models`), a .safetensors weights file, or an .onnx "
+    "file from `pacup export-onnx` (with --backend onnx).",
     show_default="the default model for the factor", rich_help_panel=_MODEL)]
 DeviceOpt = Annotated[Device, typer.Option(
     "--device", help="Where to run: auto picks CUDA when available.", rich_help_panel=_MODEL)]
@@ -731,10 +737,15 @@ def _common_run(task: str, low: Path, guide: Path, output, factor, model, device
         debug=debug,
         **extra,
     )
-    del backend  # only "torch" exists; the pipeline picks it. ONNX arrives with its own issue.
     out_ext = _normalise_ext(out_ext)
 
     def go() -> int:
+        # The pipeline picks the backend from the model: an .onnx file runs in ONNX Runtime.
+        is_onnx_model = model is not None and str(model).lower().endswith(".onnx")
+        if backend is Backend.onnx and not is_onnx_model:
+            raise CliError("--backend onnx needs --model FILE.onnx (`pacup export-onnx` writes one)", EXIT_USAGE)
+        if backend is Backend.torch and is_onnx_model:
+            raise CliError(f"{model}: an .onnx model runs with --backend onnx", EXIT_USAGE)
         if low.is_dir():
             return run_folder(low, guide, output, vis, vis_strip, out_ext, glob, skip_existing, settings)
         if not low.exists():
@@ -904,6 +915,56 @@ def models():
             "--random-weights to test the pipeline with an untrained network.",
             markup=False,
         )
+
+
+@app.command("export-onnx", epilog=(
+    "[bold]Examples[/bold]\n\npacup export-onnx --task depth --factor 8 -o pac_x8.onnx\n\n"
+    "pacup export-onnx --model my_weights.safetensors --mode custom -o mine.onnx\n\n"
+    "Then: pacup depth LOW.png --guide RGB.png --backend onnx --model pac_x8.onnx\n\n" + EXIT_CODES_HELP))
+def export_onnx(
+    model: Model = None,
+    task: Annotated[str, typer.Option("--task", help="depth or flow (with --factor, picks the default model).")] = "depth",
+    factor: Annotated[int, typer.Option("--factor", "-f", help="Factor of the default model.")] = 8,
+    output: Annotated[Optional[Path], typer.Option(
+        "--output", "-o", help="Output .onnx file.", show_default="<model>_<mode>.onnx")] = None,
+    mode: Annotated[OnnxMode, typer.Option(
+        "--mode", help="portable: standard ONNX operators, any provider; custom: one pacup::Pac* node per "
+        "PAC layer (native library) with standard-operator fallback bodies.")] = OnnxMode.portable,
+    opset: Annotated[int, typer.Option("--opset", help="ONNX opset (>= 17).")] = 18,
+    fp16: Annotated[bool, typer.Option("--fp16", help="Float16 weights and compute.")] = False,
+    check: Annotated[bool, typer.Option("--check/--no-check", help="Compare ONNX Runtime with PyTorch on a sample.")] = True,
+    random_weights: RandomWeights = False,
+    debug: Debug = False,
+):
+    """Export a model to ONNX (dynamic height and width) and check it in ONNX Runtime."""
+
+    def go() -> int:
+        from .errors import ModelNotAvailableError, PacupError
+        from .models import load_model
+        from .onnx import OnnxExportError, export_model
+
+        if task not in ("depth", "flow"):
+            raise CliError(f"--task must be depth or flow, got {task!r}", EXIT_USAGE)
+        try:
+            # --task and --factor choose the default model; a named model brings its own.
+            module, entry = load_model(model, task=task if model is None else None,
+                                       factor=factor if model is None else None, allow_random=random_weights)
+        except ModelNotAvailableError as exc:
+            raise CliError(f"{_one_line(str(exc)).split('. ')[0]}. Use --model PATH or --random-weights.",
+                           EXIT_USAGE, exc)
+        except PacupError as exc:
+            raise CliError(str(exc), EXIT_USAGE, exc)
+        out = output or Path(f"{entry.name}_{mode.value}.onnx")
+        try:
+            report = export_model(module, out, mode=mode.value, opset=opset, fp16=fp16, check=check)
+        except ImportError as exc:
+            raise CliError(str(exc), EXIT_USAGE, exc)
+        except OnnxExportError as exc:
+            raise CliError(str(exc), EXIT_FAILED, exc)
+        _stdout().print(report.summary(), markup=False)
+        return EXIT_OK
+
+    _run(go, debug)
 
 
 def _version(value: bool):

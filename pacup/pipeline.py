@@ -276,8 +276,22 @@ class _Net:
             self.module.train(self._restore)
 
 
-def _resolve_model(model, task: str, net_factor: int, allow_random: bool, device, dtype) -> _Net:
+def _is_onnx(model) -> bool:
+    return (isinstance(model, (str, os.PathLike)) and str(model).lower().endswith(".onnx")) or \
+        type(model).__name__ == "OnnxBackend"
+
+
+def _resolve_model(model, task: str, net_factor: int, allow_random: bool, device, dtype, onnx_device="auto") -> _Net:
     restore = None
+    if _is_onnx(model):
+        # An exported model runs in ONNX Runtime, which places the data itself: tensors stay
+        # on the CPU and ``onnx_device`` picks the execution provider.
+        from .onnx import OnnxBackend
+
+        backend = model if isinstance(model, OnnxBackend) else OnnxBackend(model, device=onnx_device)
+        if backend.factor is not None and backend.factor != net_factor:
+            raise InputError(f"{backend.path} upsamples x{backend.factor}, but this input needs x{net_factor}")
+        return _Net(backend, backend.receptive_radius or _DEFAULT_MARGIN, True, None)
     if isinstance(model, nn.Module):
         module = model
         mf = getattr(module, "factor", None)
@@ -297,7 +311,7 @@ def _resolve_model(model, task: str, net_factor: int, allow_random: bool, device
                              "network")
         module = module.to(device=device, dtype=dtype)
     else:
-        raise InputError(f"model must be None, a registry name, a .safetensors path or an nn.Module, "
+        raise InputError(f"model must be None, a registry name, a .safetensors or .onnx path or an nn.Module, "
                          f"got {type(model).__name__}")
     margin = int(getattr(module, "receptive_radius", _DEFAULT_MARGIN))
     return _Net(module, margin, isinstance(module, PacJointUpsample), restore)
@@ -514,7 +528,7 @@ def _upsample(task, lows, guides, factor, model, device, valid, tile, half, allo
     valids = [None] * len(lows) if valid is None else list(valid)
     if len(valids) != len(lows):
         raise InputError(f"got {len(lows)} inputs but {len(valids)} valid masks")
-    dev = _resolve_device(device)
+    dev = torch.device("cpu") if _is_onnx(model) else _resolve_device(device)
     dtype = _resolve_dtype(half, dev)
     results: list = [None] * len(lows)
     with torch.no_grad():
@@ -531,7 +545,7 @@ def _upsample(task, lows, guides, factor, model, device, valid, tile, half, allo
     try:
         for (_, _, _, nf), _ in groups.items():
             if nf not in nets:
-                nets[nf] = _resolve_model(model, task, nf, allow_random, dev, dtype)
+                nets[nf] = _resolve_model(model, task, nf, allow_random, dev, dtype, onnx_device=device)
         with torch.inference_mode():
             for (_, _, _, nf), idx in groups.items():
                 for k in range(0, len(idx), batch_size):
