@@ -62,9 +62,12 @@ def _tap(xs, fs, ms, vs, centre, k_pre, w, inv_alpha, inv_lambda, *, kt, channel
     return contrib, z
 
 
-# Eager inference works on bands of output rows whose im2col buffer holds about this many
-# elements (a few MB: it stays in the CPU's cache while it is written and multiplied).
-_BAND_ELEMENTS = 1 << 20
+# Eager inference works on bands of output rows whose im2col buffer holds at most this many
+# elements and at most _BAND_ROWS rows (it stays in the CPU's last-level cache while it is
+# written and multiplied; fewer, larger bands mean fewer small operations). Measured on a
+# 2-core CPU at 480x640, 32 channels: 8-16-row bands beat 2-row bands by about 1.4x.
+_BAND_ELEMENTS = 1 << 22
+_BAND_ROWS = 16
 
 
 def _accumulate(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda):
@@ -219,7 +222,7 @@ def _accumulate_bands(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps,
     kc = cin if channel_wise else 1
     z = None if vl is None else xl.new_zeros(b, ho, wo, kc)
     count = None if ml is None else xl.new_zeros(b, ho, wo, 1)
-    band = max(1, min(ho, _BAND_ELEMENTS // max(1, b * wo * n_taps * cin)))
+    band = max(1, min(ho, _BAND_ROWS, _BAND_ELEMENTS // max(1, b * wo * n_taps * cin)))
     cols = xl.new_empty(b, band, wo, n_taps, cin) if dense else None
     for y0 in range(0, ho, band):
         y1 = min(ho, y0 + band)

@@ -35,6 +35,7 @@ def assert_same(a, b, tol=1e-10):
 def schedule(request, monkeypatch):
     """Eager inference runs band by band; also check a single band covering everything."""
     monkeypatch.setattr(PF, "_BAND_ELEMENTS", 200 if request.param == "bands" else 1 << 40)
+    monkeypatch.setattr(PF, "_BAND_ROWS", 1 << 30)
     return request.param
 
 
