@@ -45,12 +45,18 @@ __all__ = [
 
 ALIGNS = ("centre", "corner")
 
-# Defaults chosen on the synthetic split (``pacup.train.evaluate``), never on the dev sets;
-# the sweep is reproduced by ``python -m pacup.train.evaluate --sweep-baselines``.
-JBU_SIGMA_RANGE = 0.08     # RGB units in [0, 1]
-JBU_SIGMA_SPATIAL = 0.5    # times the factor, in high-res pixels
-GUIDED_RADIUS = 1.0        # times the factor, in high-res pixels
-GUIDED_EPS = 1e-3          # (RGB units in [0, 1])**2
+# Defaults chosen on the synthetic split, never on the dev sets: depth x8, protocol B, 8 frames
+# of 192 px (``python -m pacup.train.evaluate --sweep-baselines --factor 8 --n 8 --size 192``;
+# RMSE in cm, bicubic 33.53). JBU: sigma_range in {0.03, 0.05, 0.08, 0.12, 0.2} x
+# sigma_spatial in {0.5, 1} x factor x init {bicubic, nearest}: best 0.03 / 1.0 / bicubic
+# (28.59, -14.7 %; nearest init is always ~1 cm worse). Guided filter: radius in {0.5, 1, 2}
+# x factor x eps in {1e-4, 1e-3, 1e-2} x {grey, RGB}: best radius 0.5 x factor, eps 1e-4,
+# RGB (30.30, -9.6 %); both optima lie on the small edge of the grid.
+JBU_SIGMA_RANGE = 0.03     # RGB units in [0, 1]
+JBU_SIGMA_SPATIAL = 1.0    # times the factor, in high-res pixels
+GUIDED_RADIUS = 0.5        # times the factor, in high-res pixels
+GUIDED_EPS = 1e-4          # (RGB units in [0, 1])**2
+GUIDED_COLOR = True        # 3x3 covariance on RGB rather than grey
 
 
 # --------------------------------------------------------------------------- helpers
@@ -200,7 +206,7 @@ def _highres_mask(v: np.ndarray, s: int, align: str) -> np.ndarray:
 
 
 def jbu_upsample(low, guide, factor, low_valid=None, *, sigma_spatial: float | None = None,
-                 sigma_range: float = JBU_SIGMA_RANGE, radius: int | None = None, dilation: int = 1,
+                 sigma_range: float = JBU_SIGMA_RANGE, radius: int | None = None, dilation: int | None = None,
                  init: str = "bicubic", align: str = "centre") -> np.ndarray:
     """Joint bilateral upsampling, computed with the PAC pooling op.
 
@@ -216,11 +222,12 @@ def jbu_upsample(low, guide, factor, low_valid=None, *, sigma_spatial: float | N
 
     Args:
         low, guide, factor, low_valid, align: see the module docstring.
-        sigma_spatial: spatial sigma in HIGH-res pixels; default ``0.5 * factor``.
-        sigma_range: colour sigma for RGB in [0, 1] (0.08 is about 20 grey levels).
+        sigma_spatial: spatial sigma in HIGH-res pixels; default ``1.0 * factor``.
+        sigma_range: colour sigma for RGB in [0, 1] (0.03 is about 8 grey levels).
         radius: window radius in high-res pixels (taps ``radius // dilation`` each side);
             default ``ceil(2 * sigma_spatial)``.
-        dilation: tap spacing (a cheaper, sparser window for large factors).
+        dilation: tap spacing (a cheaper, sparser window for large factors); default
+            ``max(1, factor // 4)``, the setting of the sweep.
         init: initial upsampling.
 
     Returns:
@@ -242,6 +249,8 @@ def jbu_upsample(low, guide, factor, low_valid=None, *, sigma_spatial: float | N
     rgb = _guide_float(guide, (H, W))
     if radius is None:
         radius = int(math.ceil(2 * sigma_spatial))
+    if dilation is None:
+        dilation = max(1, s // 4)
     taps = max(1, int(radius) // int(dilation))
     yy, xx = np.meshgrid(np.arange(H, dtype=np.float32), np.arange(W, dtype=np.float32), indexing="ij")
     feats = np.concatenate([rgb / np.float32(sigma_range),
@@ -341,15 +350,15 @@ def guided_filter(p, guide, radius: int, eps: float, weight=None, color: bool = 
 
 
 def guided_upsample(low, guide, factor, low_valid=None, *, radius: int | None = None, eps: float = GUIDED_EPS,
-                    color: bool = False, align: str = "centre") -> np.ndarray:
+                    color: bool = GUIDED_COLOR, align: str = "centre") -> np.ndarray:
     """Guided-filter upsampling: bicubic upsampling, then :func:`guided_filter` guided by the
     full-resolution image, with the nearest-upsampled low-res validity as weights.
 
     Args:
         low, guide, factor, low_valid, align: see the module docstring.
-        radius: window radius in high-res pixels; default ``factor`` (GUIDED_RADIUS x s).
-        eps: ridge in (guide units in [0, 1])^2; 1e-3 keeps edges of about 0.03 contrast.
-        color: RGB guide (3x3 covariance) instead of grey.
+        radius: window radius in high-res pixels; default ``GUIDED_RADIUS * factor`` (0.5 x s).
+        eps: ridge in (guide units in [0, 1])^2; 1e-4 keeps edges of about 0.01 contrast.
+        color: RGB guide (3x3 covariance, default) instead of grey (ITU-R 601 luma).
 
     Returns:
         float32 (h*s, w*s[, C]).
