@@ -82,7 +82,9 @@ class TrainConfig:
     loss: str = "l1"
     method: str | None = None
     guide_scale: float | None = 4.0
-    residual: bool | None = None
+    # Residual over bicubic by default: measured (depth x8 Lite, 400 steps, synthetic val RMSE
+    # relative to bicubic) 1.42 for direct prediction vs 0.84 residual; see the run notes.
+    residual: bool = True
     noise_std: float = 0.0
     holes: float = 0.0
     synthetic_pool: int = 1000
@@ -351,7 +353,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         log_every, ckpt_every, val_every, val_size: logging, checkpoints, validation.
         ablation: None, ``'k1'`` or ``'concat'`` (:mod:`pacup.train.ablations`).
         loss: ``'l1'`` or ``'mse'`` (normalised space). method: degradation (default
-            ``'bicubic'`` depth, ``'bilinear_aa'`` flow). guide_scale, residual: network options.
+            ``'bicubic'`` depth, ``'bilinear_aa'`` flow). guide_scale: initial learnable guide
+            scale (None: the published structure). residual: predict a correction over bicubic
+            (default True; False = the paper's direct prediction, much slower to reach bicubic).
         noise_std, holes: robustness degradations. synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time. grad_clip: max gradient norm.
 
@@ -492,7 +496,9 @@ def main(argv=None) -> int:
     p.add_argument("--loss", default=d.loss, choices=list(LOSSES))
     p.add_argument("--method", default=None)
     p.add_argument("--guide-scale", type=float, default=d.guide_scale, help="<= 0 for none (published structure)")
-    p.add_argument("--residual", action="store_true", default=None)
+    p.add_argument("--residual", dest="residual", action="store_true", default=True,
+                   help="predict a correction over bicubic (default)")
+    p.add_argument("--direct", dest="residual", action="store_false", help="predict the signal itself (paper)")
     p.add_argument("--lr-schedule", default=d.lr_schedule, choices=["cosine", "constant"])
     p.add_argument("--max-minutes", type=float, default=None)
     p.add_argument("--grad-clip", type=float, default=None)

@@ -18,13 +18,15 @@ def _log(out):
     return [json.loads(line) for line in (out / "log.jsonl").read_text().splitlines()]
 
 
-def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(tmp_path):
-    # One synthetic item repeated: the loss on that batch must fall.
+@pytest.mark.parametrize("residual,ratio", [(False, 0.6), (True, 0.8)])
+def test_a_few_steps_reduce_the_loss_on_a_fixed_batch(tmp_path, residual, ratio):
+    # One synthetic item repeated: the loss on that batch must fall (residual starts from
+    # bicubic, so its loss starts lower and falls less in 25 steps: measured 0.65x vs ~0.3x).
     s = train(TrainConfig(**{**TINY, "synthetic_pool": 1, "steps": 25, "lr_schedule": "constant"},
-                          out_dir=str(tmp_path / "r")))
+                          residual=residual, out_dir=str(tmp_path / "r")))
     losses = [r["loss"] for r in _log(tmp_path / "r")]
     assert len(losses) == 25 and s["step"] == 25
-    assert np.mean(losses[-3:]) < 0.6 * np.mean(losses[:3]), losses
+    assert np.mean(losses[-3:]) < ratio * np.mean(losses[:3]), losses
 
 
 def test_resume_continues_identically(tmp_path):
