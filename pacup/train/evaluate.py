@@ -301,7 +301,7 @@ def _evaluate_fn(fn: Method, samples: list, protocol: str, factor: int, name: st
             progress(s.name)
         gt = crop_to_multiple(s.gt, factor)
         valid = crop_to_multiple(s.valid, factor)
-        guide = crop_to_multiple(s.guide, factor)
+        guide = np.array(crop_to_multiple(s.guide, factor))  # a writable copy (torch.from_numpy warns otherwise)
         low, lv = degrade(gt, factor, deg, valid=valid, flow=task == "flow")
         t0 = time.perf_counter()
         pred = fn(low, lv, guide, factor, align, task == "flow")
