@@ -3,11 +3,14 @@
 Same definition and numbers as :mod:`pacup.ops.reference` (read its docstring), computed
 without any C*kh*kw*H*W buffer:
 
-- the sum over the window is accumulated one tap at a time: for each kernel offset, the
-  input and guide are shifted slices (views), the adapting kernel K is one (B, 1, H, W)
-  map, and the tap's filter is a 1x1 matrix product added into the output;
-- under autograd each tap runs inside a non-reentrant checkpoint, so the backward pass
-  recomputes that tap's K and product instead of keeping kh*kw of them alive;
+- the sum over the window is accumulated one tap (kernel offset) at a time: the input and
+  guide are shifted slices (views), the adapting kernel K is one (B, 1, H, W) map, and the
+  tap's filter is a 1x1 matrix product;
+- three schedules of that sum (see :func:`_accumulate`): eager inference gathers the taps of
+  a cache-sized band of rows and multiplies them with all filters at once; eager training
+  uses the same forward and recomputes one band at a time in the backward pass; traced code
+  (torch.compile, torch.export) loops over the taps of the whole grid, checkpointing each
+  tap when gradients are needed;
 - the transposed layer is split into its stride*stride output phases (sub-pixel
   decomposition): each phase is a small stride-1 PAC on the low-resolution samples, so no
   inserted zero is ever multiplied; the phases are interleaved with ``pixel_shuffle``.
@@ -37,18 +40,10 @@ from . import gpu
 __all__ = ["pac_conv2d", "pac_conv_transpose2d", "pac_pool2d"]
 
 
-def _weighted_input(xs, fs, ms, centre, k_pre, inv_alpha, inv_lambda, kt, channel_wise):
-    """M * K * x for one kernel offset, and K."""
-    if k_pre is None:
-        k = C.adapting_kernel(centre, fs, kt, inv_alpha, inv_lambda, channel_wise)
-    else:
-        k = k_pre
-    return xs * (k if ms is None else k * ms), k
-
-
 def _tap(xs, fs, ms, vs, centre, k_pre, w, inv_alpha, inv_lambda, *, kt, channel_wise, shared, z_use_k):
     """One kernel offset: returns its contribution to the numerator and to Z (or None)."""
-    x, k = _weighted_input(xs, fs, ms, centre, k_pre, inv_alpha, inv_lambda, kt, channel_wise)
+    k = k_pre if k_pre is not None else C.adapting_kernel(centre, fs, kt, inv_alpha, inv_lambda, channel_wise)
+    x = xs * (k if ms is None else k * ms)
     if w is None:
         contrib = x
     elif shared:
