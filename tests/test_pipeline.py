@@ -47,14 +47,6 @@ def smooth_depth(h, w, seed=0):
     return (2.0 + np.sin(yy / 3.0 + rng.uniform()) + 0.5 * np.cos(xx / 4.0)).astype(np.float32)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_thread():
-    """Tiny tensors gain nothing from intra-op threads; on a loaded machine the threads'
-    synchronisation costs seconds per test."""
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
 
 
 def lively(net):
