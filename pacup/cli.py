@@ -967,6 +967,277 @@ def export_onnx(
     _run(go, debug)
 
 
+class Task(str, Enum):
+    depth = "depth"
+    flow = "flow"
+
+
+class Variant(str, Enum):
+    lite = "lite"
+    full = "full"
+
+
+class Ablation(str, Enum):
+    k1 = "k1"
+    concat = "concat"
+
+
+class Loss(str, Enum):
+    l1 = "l1"
+    mse = "mse"
+
+
+class Protocol(str, Enum):
+    A = "A"
+    B = "B"
+    flow = "flow"
+
+
+def _check_factor(factor: int) -> None:
+    from .models import SUPPORTED_FACTORS
+
+    if factor not in SUPPORTED_FACTORS:
+        raise CliError(f"--factor must be one of {', '.join(map(str, SUPPORTED_FACTORS))}, got {factor}", EXIT_USAGE)
+
+
+def _check_data(specs: list[str], option: str = "--data") -> None:
+    for spec in specs:
+        if spec.startswith("synthetic"):
+            if spec not in ("synthetic", "synthetic-depth", "synthetic-flow"):
+                raise CliError(f"{option} {spec}: expected 'synthetic', 'synthetic-depth', 'synthetic-flow' "
+                               "or a folder", EXIT_USAGE)
+        elif not Path(spec).is_dir():
+            raise CliError(f"{spec}: not a folder ({option} takes a folder of RGB + ground truth, or 'synthetic')",
+                           EXIT_USAGE)
+
+
+def _check_cuda(device: str) -> None:
+    if device == "cuda":
+        import torch
+
+        if not torch.cuda.is_available():
+            raise CliError("--device cuda: CUDA is not available on this machine (this PyTorch build or driver "
+                           "sees no GPU); use --device cpu", EXIT_USAGE)
+
+
+def _resolve_device(device: Device) -> str:
+    if device is Device.auto:
+        import torch
+
+        return "cuda" if torch.cuda.is_available() else "cpu"
+    _check_cuda(device.value)
+    return device.value
+
+
+def _write_json_atomic(path: Path, obj) -> None:
+    import json
+    import tempfile
+
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=str(path.parent) if str(path.parent) else ".")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(obj, fh, indent=1)
+        os.replace(tmp, path)
+    except OSError as exc:
+        raise CliError(f"{path}: cannot write ({_describe_exception(exc)})", EXIT_FAILED, exc)
+    finally:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+
+
+TRAIN_EPILOG = (
+    "[bold]Examples[/bold]\n\n"
+    "pacup train --task depth --factor 8 --steps 1500 -o runs/depth-x8\n\n"
+    "pacup train --task flow --factor 4 --data synthetic --data my_flow_dataset/ -o runs/flow-x4\n\n"
+    "pacup train --task depth --factor 8 -o runs/depth-x8 --resume    # continue after an interruption\n\n"
+    "pacup train --task depth --factor 8 --ablation k1 -o runs/depth-x8-k1   # K = 1 ablation\n\n"
+    "[bold]Data[/bold]: 'synthetic' renders RGB-D rooms (depth) or FlyingChairs-style layers (flow) on the "
+    "fly, deterministic by --seed; a folder holds RGB + ground-truth pairs (see pacup.train.folders), "
+    "cropped and degraded on the fly. --data repeats to mix sources. The run folder gets log.jsonl "
+    "(one JSON line per --log-every steps), config.json, checkpoints (last.safetensors + last_state.pt, "
+    "every --ckpt-every steps and on Ctrl-C) and the final model.safetensors, which "
+    "`pacup depth --model` and `pacup eval --method` take. A resumed run continues exactly as an "
+    "uninterrupted one would.\n\n" + EXIT_CODES_HELP
+)
+
+
+@app.command(epilog=TRAIN_EPILOG)
+def train(
+    task: Annotated[Task, typer.Option("--task", help="What the network upsamples.")] = Task.depth,
+    factor: Annotated[int, typer.Option("--factor", "-f", help="Upsampling factor: 2, 4, 8 or 16.")] = 8,
+    variant: Annotated[Variant, typer.Option(
+        "--variant", help="lite (C=16, practical on a CPU) or full (C=32, the paper's width; use a GPU).")] = Variant.lite,
+    data: Annotated[Optional[list[str]], typer.Option(
+        "--data", help="'synthetic' or a folder of RGB + ground truth; repeat to mix.",
+        show_default="synthetic")] = None,
+    steps: Annotated[int, typer.Option("--steps", min=0, help="Training steps (batches).")] = 1500,
+    batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 8,
+    crop: Annotated[int, typer.Option("--crop", min=8, help="Crop size in full-resolution pixels.")] = 128,
+    lr: Annotated[float, typer.Option("--lr", callback=_positive("--lr"), help="Adam learning rate (cosine decay to 5%).")] = 1e-3,
+    output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (log, checkpoints, model).")] = Path("runs/train"),
+    resume: Annotated[bool, typer.Option("--resume", help="Continue the run in -o from its last checkpoint.")] = False,
+    device: DeviceOpt = Device.auto,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for PyTorch.",
+                                                   show_default="PyTorch's default")] = None,
+    amp: Annotated[bool, typer.Option("--amp/--no-amp", help="bfloat16 mixed precision (CUDA only).")] = True,
+    ablation: Annotated[Optional[Ablation], typer.Option(
+        "--ablation", help="Train an ablation instead: k1 (same network, K = 1) or concat (plain CNN, RGB "
+        "features concatenated).", show_default=False)] = None,
+    loss: Annotated[Loss, typer.Option("--loss", help="Loss in the normalised space.")] = Loss.l1,
+    degradation: Annotated[Optional[str], typer.Option(
+        "--degradation", help="How low-res inputs are made: bicubic (protocol B), point (protocol A), "
+        "bilinear_aa, ...", show_default="bicubic for depth, bilinear_aa for flow")] = None,
+    noise_std: Annotated[float, typer.Option("--noise-std", min=0.0, help="Gaussian noise on the low-res input (normalised units).")] = 0.0,
+    holes: Annotated[float, typer.Option("--holes", min=0.0, max=1.0, help="Fraction of low-res pixels dropped as holes.")] = 0.0,
+    direct: Annotated[bool, typer.Option("--direct", help="Predict the signal itself (the paper) instead of a "
+                                         "correction over bicubic.")] = False,
+    seed: Annotated[int, typer.Option("--seed", help="Model init and data order.")] = 0,
+    val_every: Annotated[int, typer.Option("--val-every", min=0, help="Validate on a fixed synthetic set every N steps (0: never).")] = 500,
+    log_every: Annotated[int, typer.Option("--log-every", min=1, help="Log a line every N steps.")] = 50,
+    ckpt_every: Annotated[int, typer.Option("--ckpt-every", min=1, help="Checkpoint every N steps.")] = 250,
+    max_minutes: Annotated[Optional[float], typer.Option(
+        "--max-minutes", callback=_positive("--max-minutes"), help="Stop (and save) after this much wall time.",
+        show_default=False)] = None,
+    depth_scale: Annotated[Optional[float], typer.Option(
+        "--depth-scale", callback=_positive("--depth-scale"), help="How folder depth PNGs store depth (5000: TUM).",
+        show_default=False)] = None,
+    quiet: Quiet = False,
+    debug: Debug = False,
+):
+    """Train a joint upsampling network (or an ablation) on synthetic scenes and/or your folders."""
+
+    def go() -> int:
+        from .train.loop import TrainConfig
+        from .train.loop import train as run_training
+
+        _check_factor(factor)
+        specs = list(data or ["synthetic"])
+        _check_data(specs)
+        if crop % factor or crop < 4 * factor:
+            raise CliError(f"--crop {crop} must be a multiple of the factor {factor} and at least {4 * factor}",
+                           EXIT_USAGE)
+        dev = _resolve_device(device)
+        state = output / "last_state.pt"
+        if resume and not state.is_file():
+            raise CliError(f"{output}: nothing to resume (no last_state.pt in it)", EXIT_USAGE)
+        if not resume and (output / "model.safetensors").exists():
+            raise CliError(f"{output}: already holds a trained model.safetensors; pick another -o or remove it",
+                           EXIT_USAGE)
+        cfg = TrainConfig(task=task.value, factor=factor, variant=variant.value, data=specs, steps=steps, batch=batch,
+                          crop=crop, lr=lr, out_dir=str(output), resume=resume, device=dev, seed=seed,
+                          log_every=log_every, ckpt_every=ckpt_every, threads=threads,
+                          ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
+                          residual=not direct, noise_std=noise_std, holes=holes, amp=amp if dev == "cuda" else None,
+                          val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet)
+        try:
+            summary = run_training(cfg)
+        except KeyboardInterrupt:
+            _error_line(f"interrupted; checkpoint in {output} (continue with --resume)")
+            return 130
+        except (ValueError, OSError) as exc:
+            raise CliError(_describe_exception(exc) if isinstance(exc, OSError) else str(exc), EXIT_USAGE, exc)
+        if not quiet:
+            rel = summary.get("val_rel_rmse")
+            _stdout().print(
+                f"trained {summary['step']} steps in {summary['minutes']:.1f} min; final loss {summary['loss']:.4g}"
+                + (f"; synthetic validation RMSE {rel:.3f} x bicubic" if rel is not None else "")
+                + f"\nmodel: {summary['model']}", markup=False)
+        return EXIT_OK
+
+    _run(go, debug)
+
+
+EVAL_EPILOG = (
+    "[bold]Examples[/bold]\n\n"
+    "pacup eval --data ../shared/data/depth/motorcycle --protocol B --factor 8\n\n"
+    "pacup eval --data ../shared/data/flow/flyingchairs9 --factor 4 --method bicubic --method flow-x4\n\n"
+    "pacup eval --data synthetic-depth --factor 16 --method bicubic --method runs/depth-x16/model.safetensors "
+    "--json eval.json\n\n"
+    "[bold]What it does[/bold]: crops each ground truth to a multiple of the factor, makes the low-res input "
+    "by the protocol (A: point sampling, B: Pillow bicubic, flow: antialiased bilinear), upsamples it with "
+    "every method, and compares with the ground truth on valid pixels: depth RMSE / MAE (6-px border crop; "
+    "also near depth edges; 0-255 units for disparity data, cm for metric data), flow EPE. Methods: "
+    "bicubic, jbu (joint bilateral upsampling), guided (guided filter), nearest, a registry name, or a "
+    ".safetensors file (ablations included). Default: bicubic, jbu, guided and the default model of the "
+    "task and factor when it is installed.\n\n" + EXIT_CODES_HELP
+)
+
+
+@app.command("eval", epilog=EVAL_EPILOG)
+def eval_(
+    data: Annotated[str, typer.Option(
+        "--data", help="A folder of RGB + ground truth, or synthetic-depth / synthetic-flow (a fixed split).",
+        show_default=False)],
+    factor: Annotated[int, typer.Option("--factor", "-f", help="Upsampling factor: 2, 4, 8 or 16.")] = 8,
+    task: Annotated[Optional[Task], typer.Option("--task", help="depth or flow.",
+                                                 show_default="from the data")] = None,
+    protocol: Annotated[Optional[Protocol], typer.Option(
+        "--protocol", help="A (point sampling), B (bicubic) or flow (antialiased bilinear).",
+        show_default="B for depth, flow for flow")] = None,
+    method: Annotated[Optional[list[str]], typer.Option(
+        "--method", help="bicubic, jbu, guided, nearest, a model name or .safetensors file; repeatable.",
+        show_default="bicubic, jbu, guided + the default model")] = None,
+    border: Annotated[Optional[int], typer.Option("--border", min=0, help="Border crop in pixels.",
+                                                  show_default="6 depth, 0 flow")] = None,
+    depth_scale: Annotated[Optional[float], typer.Option(
+        "--depth-scale", callback=_positive("--depth-scale"), help="How folder depth PNGs store depth.",
+        show_default=False)] = None,
+    n: Annotated[int, typer.Option("--n", min=1, help="Synthetic split: number of frames.")] = 16,
+    size: Annotated[int, typer.Option("--size", min=16, help="Synthetic split: frame size in pixels.")] = 256,
+    device: DeviceOpt = Device.auto,
+    threads: Annotated[Optional[int], typer.Option("--threads", min=1, help="CPU threads for PyTorch.",
+                                                   show_default="PyTorch's default")] = None,
+    json_out: Annotated[Optional[Path], typer.Option("--json", help="Also write every result (per image too) as JSON.",
+                                                     show_default=False)] = None,
+    debug: Debug = False,
+):
+    """Measure depth RMSE/MAE or flow EPE of models and classical baselines on ground truth."""
+
+    def go() -> int:
+        import torch
+
+        from .errors import PacupError
+        from .models import default_model, get_entry
+        from .train.evaluate import compare
+        from .train.folders import load_dataset
+
+        _check_factor(factor)
+        _check_data([data])
+        dev = _resolve_device(device)
+        if threads:
+            torch.set_num_threads(threads)
+        if json_out is not None:
+            _check_output_path(json_out, "--json", (".json",), kind="JSON")
+        try:
+            samples = load_dataset(data, task.value if task else None, depth_scale, n=n, size=size)
+        except (ValueError, OSError) as exc:
+            raise CliError(str(exc), EXIT_USAGE, exc)
+        kind = samples[0].kind
+        if task is not None and kind != task.value:
+            raise CliError(f"{data}: holds {kind} data, not {task.value}", EXIT_USAGE)
+        methods = list(method or ["bicubic", "jbu", "guided"])
+        if not method:
+            try:
+                name = default_model(kind, factor)
+                if get_entry(name).available:
+                    methods.append(name)
+            except PacupError:
+                pass
+        prot = protocol.value if protocol else ("flow" if kind == "flow" else "B")
+        try:
+            results = compare(methods, samples, prot, factor, border, dev, None,
+                              console=Console(width=max(160, _stdout().width)))
+        except PacupError as exc:
+            raise _classify(exc, data)
+        except (ValueError, OSError) as exc:
+            raise CliError(str(exc), EXIT_USAGE, exc)
+        if json_out is not None:
+            _write_json_atomic(json_out, {"data": data, "results": results})
+        return EXIT_OK
+
+    _run(go, debug)
+
+
 def _version(value: bool):
     if value:
         typer.echo(f"pacup {__version__}")

@@ -422,6 +422,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     t_begin = time.perf_counter()
     window, last = [], {}
     step = start
+    completed = start  # optimizer steps taken: what a checkpoint written now would hold
     model.train()
     try:
         with progress:
@@ -441,8 +442,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
                 if cfg.grad_clip:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
+                completed = done = step + 1
                 window.append(float(loss.detach()))
-                done = step + 1
                 progress.update(task_id, advance=1, loss=f"{np.mean(window[-cfg.log_every:]):.4f}")
                 elapsed = time.perf_counter() - t_begin
                 if done % cfg.log_every == 0 or done == cfg.steps:
@@ -463,6 +464,10 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
                 if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
                     break
         step_done = step + 1 if cfg.steps > start else start
+    except KeyboardInterrupt:
+        # Ctrl-C: keep what was learned; --resume continues from exactly this step.
+        _save(model, opt, cfg, completed, out)
+        raise
     finally:
         log.close()
     minutes = (time.perf_counter() - t_begin) / 60

@@ -1,0 +1,120 @@
+"""`pacup train` and `pacup eval`: tiny runs end to end, Ctrl-C and resume, usage errors."""
+
+import json
+
+import pytest
+from cli_helpers import one_line_error
+from safetensors.torch import load_file
+
+TINY = ("--factor", "4", "--steps", "4", "--batch", "2", "--crop", "32", "--val-every", "0", "--log-every", "1",
+        "--ckpt-every", "100", "--threads", "1")
+
+
+def test_train_writes_a_model_the_other_commands_take(invoke, tmp_path, depth_pair):
+    run = tmp_path / "run"
+    result = invoke("train", "--task", "depth", *TINY, "-o", run)
+    assert result.exit_code == 0, result.output
+    assert "trained 4 steps" in result.stdout
+    lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
+    assert [x["step"] for x in lines] == [1, 2, 3, 4]
+    assert json.loads((run / "config.json").read_text())["factor"] == 4
+    model = run / "model.safetensors"
+    # The model runs in `pacup depth` and in `pacup eval`.
+    low, guide = depth_pair
+    result = invoke("depth", low, "--guide", guide, "--model", model, "-o", tmp_path / "up.png")
+    assert result.exit_code == 0, result.output
+    out_json = tmp_path / "eval.json"
+    result = invoke("eval", "--data", "synthetic-depth", "--n", "1", "--size", "32", "--factor", "4",
+                    "--method", "bicubic", "--method", model, "--json", out_json, "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "run/model" in result.stdout and "bicubic" in result.stdout
+    names = [r["method"] for r in json.loads(out_json.read_text())["results"]]
+    assert names == ["bicubic", "run/model"]
+    # A finished run is not overwritten by accident.
+    result = invoke("train", "--task", "depth", *TINY, "-o", run)
+    assert result.exit_code == 2
+    one_line_error(result.stderr, str(run), "model.safetensors")
+
+
+def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(invoke, tmp_path, monkeypatch):
+    import pacup.train.loop as loop
+
+    straight = tmp_path / "straight"
+    assert invoke("train", "--task", "flow", *TINY, "-o", straight).exit_code == 0
+
+    real_loss, calls = loop.masked_loss, {"n": 0}
+
+    def interrupt_on_third_step(*args, **kw):
+        calls["n"] += 1
+        if calls["n"] == 3:
+            raise KeyboardInterrupt
+        return real_loss(*args, **kw)
+
+    run = tmp_path / "interrupted"
+    monkeypatch.setattr(loop, "masked_loss", interrupt_on_third_step)
+    result = invoke("train", "--task", "flow", *TINY, "-o", run)
+    assert result.exit_code == 130
+    assert "--resume" in result.stderr
+    import torch
+
+    assert torch.load(run / "last_state.pt", weights_only=False)["step"] == 2
+    assert not (run / "model.safetensors").exists()
+
+    monkeypatch.setattr(loop, "masked_loss", real_loss)
+    result = invoke("train", "--task", "flow", *TINY, "-o", run, "--resume")
+    assert result.exit_code == 0, result.output
+    a, b = load_file(straight / "model.safetensors"), load_file(run / "model.safetensors")
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+
+
+def test_train_ablation(invoke, tmp_path):
+    run = tmp_path / "k1"
+    result = invoke("train", "--task", "depth", *TINY, "--ablation", "k1", "-o", run, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == ""
+    from pacup.train.ablations import load_any_model
+
+    assert type(load_any_model(run / "model.safetensors")).__name__ == "PacJointUpsampleK1"
+
+
+@pytest.mark.parametrize("args, fragments", [
+    (("train", "--factor", "3"), ["--factor", "2, 4, 8, 16"]),
+    (("train", "--data", "no/such/folder"), ["no/such/folder", "not a folder"]),
+    (("train", "--data", "synthetic-cats"), ["synthetic-cats"]),
+    (("train", "--factor", "8", "--crop", "36"), ["--crop 36", "multiple"]),
+    (("train", "--resume", "-o", "empty_run"), ["empty_run", "nothing to resume"]),
+    (("eval", "--data", "no/such/folder"), ["no/such/folder", "not a folder"]),
+    (("eval", "--data", "synthetic-depth", "--factor", "5"), ["--factor"]),
+    (("eval", "--data", "synthetic-depth", "--n", "1", "--size", "32", "--factor", "4", "--method", "nosuch"),
+     ["unknown model 'nosuch'"]),
+    (("eval", "--data", "synthetic-depth", "--n", "1", "--size", "32", "--factor", "4", "--task", "flow"),
+     ["synthetic-depth", "not flow"]),
+    (("eval", "--data", "synthetic-depth", "--json", "out.txt"), ["out.txt", "JSON"]),
+])
+def test_usage_errors(invoke, args, fragments):
+    result = invoke(*args)
+    assert result.exit_code == 2
+    one_line_error(result.stderr, *fragments)
+
+
+def test_eval_reads_a_user_folder(invoke, tmp_path):
+    """RGB + ground-truth pairs in a folder (the layout pacup.train.folders documents)."""
+    import numpy as np
+
+    from pacup.io import write_depth, write_image
+
+    data = tmp_path / "mine"
+    data.mkdir()
+    rng = np.random.default_rng(0)
+    for i in range(2):
+        gt = np.full((48, 64), 2000.0, np.float32)
+        gt[:, 30:] = 1200.0
+        write_depth(data / f"s{i}_depth.png", gt)
+        rgb = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+        rgb[:, 30:] = 255 - rgb[:, 30:] // 4
+        write_image(data / f"s{i}_rgb.png", rgb)
+    result = invoke("eval", "--data", data, "--factor", "4", "--method", "bicubic", "--method", "jbu")
+    assert result.exit_code == 0, result.output
+    assert "2 image(s)" in result.stdout and "jbu" in result.stdout
