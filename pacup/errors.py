@@ -20,7 +20,7 @@ class InputError(PacupError, ValueError):
 
 
 class ModelNotAvailableError(PacupError):
-    """A model name that has no weight file (no trained weights are shipped yet for it) or
+    """A model name that has no weight file installed (no trained weights for it) or
     that the registry does not know."""
 
 

@@ -12,3 +12,11 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+@pytest.fixture
+def no_installed_weights(monkeypatch):
+    """Behave as a machine on which no weight file is installed (whatever ships in weights/)."""
+    from pacup.models import registry
+
+    monkeypatch.setattr(registry, "weights_dirs", lambda: [])

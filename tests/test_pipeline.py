@@ -337,7 +337,7 @@ def test_batch_groups_same_size_inputs():
 # ----------------------------------------------------------------------------- models, options
 
 
-def test_default_model_without_weights():
+def test_default_model_without_weights(no_installed_weights):
     low, g = smooth_depth(4, 4), rand_guide(16, 16)
     with pytest.raises(ModelNotAvailableError, match="allow_random=True"):
         pacup.upsample_depth(low, g)

@@ -9,11 +9,10 @@ Weight files are safetensors (no pickle). Their metadata holds ``pacup_format`` 
 architecture ``config`` as JSON, so that a user's own file loads by path without any
 registry entry; :func:`save_model` writes such a file.
 
-No trained weights are shipped yet: the registry lists the intended names
-(``depth-x2`` .. ``depth-x16``, ``flow-x2`` .. ``flow-x16``) but their files are absent, and
-loading one raises :class:`~pacup.errors.ModelNotAvailableError` unless
-``allow_random=True``, which builds the architecture with random weights (seeded, so runs
-repeat) and warns.
+The registry lists ``depth-x2`` .. ``depth-x16`` and ``flow-x2`` .. ``flow-x16``; those in
+``_RELEASED`` ship a weight file (checked against its sha256 on load). Loading one whose file
+is absent raises :class:`~pacup.errors.ModelNotAvailableError` unless ``allow_random=True``,
+which builds the architecture with random weights (seeded, so runs repeat) and warns.
 
 Where weight files are looked for (:func:`weights_dirs`): the folder(s) of the
 ``pacup._weights`` package (the ``weights/`` folder as shipped inside the wheel, found by
@@ -85,22 +84,35 @@ class ModelEntry:
         return _find_weight_file(self) is not None
 
 
-def _config(factor: int, variant: str = "full") -> dict:
-    return PacJointUpsample(factor, variant).config
+def _config(factor: int) -> dict:
+    # What `pacup train` builds by default: the Lite widths, a residual over bicubic.
+    return PacJointUpsample(factor, "lite", residual=True).config
 
 
-def _intended(task: str, factor: int) -> ModelEntry:
+# Released weights, trained by `pacup train` and measured by `pacup eval` (weights/README.md
+# gives the data, schedule, compute and every score): name -> (sha256 of the file, scores).
+# Written by `python -m pacup.train.release --write-weights`.
+_RELEASED: dict[str, tuple[str, dict]] = {
+}
+
+
+def _entry(task: str, factor: int) -> ModelEntry:
+    name = f"{task}-x{factor}"
     what = "depth maps" if task == "depth" else "optical flow (u and v as separate maps)"
-    return ModelEntry(
-        name=f"{task}-x{factor}", task=task, factor=factor, config=_config(factor),
-        file=f"{task}-x{factor}.safetensors", sha256=None, scores={},
-        description=f"PacJointUpsample (full) for x{factor} upsampling of {what}. "
-                    "Not trained yet: no weight file is shipped.",
-    )
+    arch = f"PacJointUpsample Lite (residual over bicubic) for x{factor} upsampling of {what}"
+    if name in _RELEASED:
+        sha, scores = _RELEASED[name]
+        data = "synthetic RGB-D rooms" if task == "depth" else "synthetic FlyingChairs-style layers"
+        dev = "Middlebury motorcycle, protocol B" if task == "depth" else "FlyingChairs (9 pairs)"
+        return ModelEntry(name=name, task=task, factor=factor, config=_config(factor), file=f"{name}.safetensors",
+                          sha256=sha, scores=dict(scores),
+                          description=f"{arch}; trained on {data} only; scores on {dev}.")
+    return ModelEntry(name=name, task=task, factor=factor, config=_config(factor), file=f"{name}.safetensors",
+                      sha256=None, scores={}, description=f"{arch}. Not trained yet: no weight file is shipped.")
 
 
 _REGISTRY: dict[str, ModelEntry] = {
-    e.name: e for e in (_intended(t, f) for t in TASKS for f in (2, 4, 8, 16))
+    e.name: e for e in (_entry(t, f) for t in TASKS for f in (2, 4, 8, 16))
 }
 _DEFAULTS: dict[tuple[str, int], str] = {(e.task, e.factor): e.name for e in _REGISTRY.values()}
 
@@ -249,7 +261,7 @@ def _load_entry(entry: ModelEntry, allow_random: bool) -> nn.Module:
             return _random_model(entry.config, f"model {entry.name!r}")
         where = ", ".join(str(d) for d in weights_dirs()) or "no weights folder found"
         raise ModelNotAvailableError(
-            f"model {entry.name!r}: no trained weights are shipped yet (file {entry.file!r} not found in "
+            f"model {entry.name!r}: no trained weights are installed for it (file {entry.file!r} not found in "
             f"{where}). Pass allow_random=True (CLI: --random-weights) to run with random weights, "
             "or give the path of your own trained .safetensors file."
         )

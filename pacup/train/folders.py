@@ -22,7 +22,6 @@ is ``disp``/``disparity`` is disparity: larger is nearer, ``inf``/0 = unknown.
 
 from __future__ import annotations
 
-import os
 import re
 from dataclasses import dataclass, field
 from pathlib import Path

@@ -13,6 +13,16 @@ from pacup.cli import app
 from pacup.io import write_depth, write_flow, write_image
 
 
+@pytest.fixture(autouse=True)
+def hidden_weights(request, monkeypatch):
+    """Command-line tests run as on a machine without installed weights (so --random-weights
+    and the missing-model messages are exercised), except those marked ``shipped_weights``."""
+    if request.node.get_closest_marker("shipped_weights") is None:
+        from pacup.models import registry
+
+        monkeypatch.setattr(registry, "weights_dirs", lambda: [])
+
+
 @pytest.fixture
 def runner() -> CliRunner:
     return CliRunner()

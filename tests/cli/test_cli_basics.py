@@ -30,6 +30,8 @@ def test_no_arguments_shows_help(invoke):
         (["depth"], "pacup depth samples/depth/motorcycle_depth_x16.png"),
         (["flow"], "pacup flow samples/flow/synth_flow_x8.flo"),
         (["models"], "pacup models"),
+        (["train"], "pacup train --task depth --factor 8"),
+        (["eval"], "pacup eval --data ../shared/data/depth/motorcycle --protocol B --factor 8"),
     ],
 )
 def test_help_has_example_exit_codes_and_defaults(invoke, command, example):

@@ -5,11 +5,9 @@ import re
 
 import numpy as np
 import pytest
-from cli_helpers import FACTOR, H, W, depth_ramp, flow_ramp, guide_image, no_temp_files, one_line_error
+from cli_helpers import H, W, depth_ramp, flow_ramp, guide_image, no_temp_files, one_line_error
 
 from pacup.io import read_depth, read_flow, read_guide, write_depth, write_flow, write_image
-from pacup.cli import _is_available
-from pacup.models import list_models
 
 
 def make_depth_folder(tmp_path, stems=("a", "b", "c"), corrupt=(), guide_ext=".png"):
@@ -115,9 +113,7 @@ def test_flow_folder_with_vis_and_out_ext(invoke, tmp_path):
     assert read_flow(tmp_path / "out_flo" / "f1.flo")[0].shape == (H, W, 2)  # default format .flo
 
 
-def test_missing_model_stops_the_batch_once(invoke, tmp_path):
-    if any(_is_available(e) for e in list_models() if e.task == "depth" and e.factor == FACTOR):
-        pytest.skip("trained depth weights are installed")
+def test_missing_model_stops_the_batch_once(invoke, tmp_path, no_installed_weights):
     low_dir, rgb_dir = make_depth_folder(tmp_path)
     result = invoke("depth", low_dir, "--guide", rgb_dir, "-o", tmp_path / "out")
     assert result.exit_code == 2

@@ -8,8 +8,6 @@ from cli_helpers import FACTOR, H, LOW_H, LOW_W, W, bicubic_reference, depth_ram
 
 import pacup
 from pacup.io import read_depth, read_flow, read_guide, write_depth, write_image
-from pacup.cli import _is_available
-from pacup.models import list_models
 
 # Bicubic differs near the borders depending on how the pipeline pads; compare the interior.
 B = 2 * FACTOR
@@ -17,10 +15,6 @@ B = 2 * FACTOR
 
 def interior(a):
     return a[B:-B, B:-B]
-
-
-def default_model_available(task):
-    return any(_is_available(e) for e in list_models() if e.task == task and e.factor == FACTOR)
 
 
 # --------------------------------------------------------------------------- success
@@ -39,8 +33,6 @@ def test_depth_random_weights_default_output_in_cwd(invoke, depth_pair, tmp_path
 
 
 def test_depth_without_weights_says_what_to_do(invoke, depth_pair, tmp_path):
-    if default_model_available("depth"):
-        pytest.skip("trained depth weights are installed")
     low, guide = depth_pair
     result = invoke("depth", low, "--guide", guide)
     assert result.exit_code == 2

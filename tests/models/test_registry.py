@@ -30,7 +30,7 @@ def _inputs(factor, seed=0):
     return torch.rand(1, 1, 5, 6, generator=g), torch.rand(1, 3, 5 * factor, 6 * factor, generator=g)
 
 
-def test_registry_lists_intended_models():
+def test_registry_lists_every_name():
     names = [e.name for e in list_models()]
     for task in ("depth", "flow"):
         for f in (2, 4, 8, 16):
@@ -41,7 +41,7 @@ def test_registry_lists_intended_models():
         assert e.config["factor"] == e.factor
         assert build_model(e.config).factor == e.factor
         assert e.description
-        assert not e.available  # no trained weights are shipped yet
+        assert e.available == (e.name in R._RELEASED)
     assert {e.task for e in list_models("flow")} == {"flow"}
 
 
@@ -58,11 +58,11 @@ def test_unknown_names_and_tasks():
         load_model(None, task="depth")
 
 
-def test_missing_weights_raise_a_clear_error():
+def test_missing_weights_raise_a_clear_error(no_installed_weights):
     with pytest.raises(ModelNotAvailableError) as err:
         load_model("depth-x8")
     msg = str(err.value)
-    assert "no trained weights are shipped yet" in msg
+    assert "no trained weights are installed" in msg and "depth-x8.safetensors" in msg
     assert "allow_random=True" in msg and "--random-weights" in msg
     with pytest.raises(ModelNotAvailableError):
         load_model(None, task="flow", factor=4)

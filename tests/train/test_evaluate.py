@@ -2,7 +2,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 import torch.nn.functional as F
 from PIL import Image
 from torch import nn

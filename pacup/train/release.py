@@ -1,0 +1,145 @@
+"""Turn training runs into released weights and the model card's score tables.
+
+A developer's tool (the dev sets are not part of the repository)::
+
+    python -m pacup.train.release --runs runs --depth-data ../shared/data/depth/motorcycle \\
+        --flow-data ../shared/data/flow/flyingchairs9 --json weights/scores.json [--write-weights]
+
+For every task and factor with a run folder ``RUNS/<task>-x<f>-pac`` it evaluates, on the
+task's dev set and with the task's protocol (B for depth, antialiased bilinear for flow),
+the classical baselines, that run's model and the ablations trained beside it
+(``RUNS/<task>-x<f>-k1``, ``RUNS/<task>-x<f>-concat``, where present), exactly as
+``pacup eval`` does; prints one markdown table per task; writes every result as JSON; and,
+with ``--write-weights``, copies the PAC model to ``weights/<task>-x<f>.safetensors`` with
+clean metadata and prints the sha256 and scores that :mod:`pacup.models.registry` records.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+
+from .evaluate import evaluate, primary_metric
+from .folders import load_dataset
+
+BASELINES = ("bicubic", "guided", "jbu")
+ABLATION_RUNS = (("k1", "K = 1 ablation"), ("concat", "concat-CNN ablation"))
+PROTOCOL = {"depth": "B", "flow": "flow"}
+
+
+def _run_summary(run: Path) -> dict:
+    cfg = json.loads((run / "config.json").read_text())
+    log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+    return {"steps": log[-1]["step"] if log else 0, "minutes": round(log[-1]["seconds"] / 60, 1) if log else 0,
+            "batch": cfg["batch"], "crop": cfg["crop"], "lr": cfg["lr"], "loss": cfg["loss"],
+            "val_rel_rmse": next((x["val_rel_rmse"] for x in reversed(log) if "val_rel_rmse" in x), None)}
+
+
+def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16)) -> list[dict]:
+    """One row per (task, factor, method): headline metric, its ratio to bicubic, run facts."""
+    rows = []
+    for task, spec in data.items():
+        if spec is None:
+            continue
+        samples = load_dataset(str(spec), task)
+        for f in factors:
+            pac = runs / f"{task}-x{f}-pac"
+            if not (pac / "model.safetensors").is_file():
+                continue
+            methods = [(b, b, None) for b in BASELINES]
+            methods.append(("PacJointUpsample Lite (released)", str(pac / "model.safetensors"), pac))
+            for kind, label in ABLATION_RUNS:
+                run = runs / f"{task}-x{f}-{kind}"
+                if (run / "model.safetensors").is_file():
+                    methods.append((label, str(run / "model.safetensors"), run))
+            base = None
+            for label, method, run in methods:
+                r = evaluate(method, samples, PROTOCOL[task], f, name=label)
+                key = primary_metric(r)
+                value = r["metrics"][key]
+                base = value if label == "bicubic" else base
+                row = {"task": task, "factor": f, "method": label, "metric": key, "value": value,
+                       "vs_bicubic": value / base, "edge": r["metrics"].get(f"edge_{key}"),
+                       "seconds_per_image": r["seconds"] / r["n_images"], "data": str(spec)}
+                if run is not None:
+                    row["run"] = _run_summary(run)
+                rows.append(row)
+                print(f"{task} x{f} {label}: {key} {value:.4f} ({value / base:.3f} x bicubic)", file=sys.stderr)
+    return rows
+
+
+def markdown(rows: list[dict]) -> str:
+    out = []
+    for task in dict.fromkeys(r["task"] for r in rows):
+        sub = [r for r in rows if r["task"] == task]
+        factors = sorted({r["factor"] for r in sub})
+        key = sub[0]["metric"]
+        out.append(f"| {task}: {key} (ratio to bicubic) | " + " | ".join(f"x{f}" for f in factors) + " |")
+        out.append("|---|" + "---|" * len(factors))
+        for method in dict.fromkeys(r["method"] for r in sub):
+            cells = []
+            for f in factors:
+                r = next((r for r in sub if r["factor"] == f and r["method"] == method), None)
+                cells.append("-" if r is None else f"{r['value']:.3f} ({r['vs_bicubic']:.2f})")
+            out.append(f"| {method} | " + " | ".join(cells) + " |")
+        out.append("")
+    return "\n".join(out)
+
+
+def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
+    """Copy each PAC run's model to ``weights/<task>-x<f>.safetensors``; returns
+    ``{name: {"sha256", "scores"}}`` for the registry."""
+    from ..models import save_model
+    from .ablations import load_any_model
+
+    out = {}
+    for r in rows:
+        if not r["method"].startswith("PacJointUpsample"):
+            continue
+        name = f"{r['task']}-x{r['factor']}"
+        run = runs / f"{name}-pac"
+        model = load_any_model(run / "model.safetensors")
+        facts = r["run"]
+        desc = (f"PacJointUpsample Lite x{r['factor']} ({r['task']}), residual over bicubic; trained by "
+                f"`pacup train` for {facts['steps']} steps (batch {facts['batch']}, {facts['crop']}-px crops) "
+                f"on synthetic {'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
+        scores = {f"{Path(r['data']).name}_{r['metric']}": round(r["value"], 4),
+                  "vs_bicubic": round(r["vs_bicubic"], 3)}
+        sha = save_model(model, weights / f"{name}.safetensors",
+                         {"task": r["task"], "description": desc, "scores": scores,
+                          "training": json.loads((run / "config.json").read_text())})
+        out[name] = {"sha256": sha, "scores": scores, "description": desc}
+    return out
+
+
+def main(argv=None) -> int:
+    p = argparse.ArgumentParser(prog="python -m pacup.train.release", description=__doc__.split("\n\n")[0])
+    p.add_argument("--runs", default="runs")
+    p.add_argument("--depth-data", default=None)
+    p.add_argument("--flow-data", default=None)
+    p.add_argument("--factor", type=int, action="append", default=None)
+    p.add_argument("--json", default=None)
+    p.add_argument("--write-weights", action="store_true")
+    p.add_argument("--weights", default=str(Path(__file__).resolve().parents[2] / "weights"))
+    p.add_argument("--threads", type=int, default=None)
+    a = p.parse_args(argv)
+    if a.threads:
+        import torch
+
+        torch.set_num_threads(a.threads)
+    runs = Path(a.runs)
+    rows = evaluate_runs(runs, {"depth": a.depth_data, "flow": a.flow_data}, tuple(a.factor or (4, 8, 16)))
+    print(markdown(rows))
+    result = {"rows": rows}
+    if a.write_weights:
+        result["released"] = write_weights(runs, rows, Path(a.weights))
+        print(json.dumps(result["released"], indent=1))
+    if a.json:
+        Path(a.json).write_text(json.dumps(result, indent=1))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
