@@ -87,6 +87,7 @@ class TrainConfig:
     residual: bool = True
     noise_std: float = 0.0
     holes: float = 0.0
+    occlusion: float = 0.0
     synthetic_pool: int = 1000
     cache: bool = True
     workers: int = 0
@@ -171,7 +172,8 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
         if spec in ("synthetic", f"synthetic-{cfg.task}"):
             cls = SyntheticFlowDataset if cfg.task == "flow" else SyntheticDepthDataset
             parts.append(cls(cfg.factor, crop=cfg.crop, method=method, length=cfg.synthetic_pool, seed=cfg.seed,
-                             noise_std=cfg.noise_std, holes=cfg.holes))
+                             noise_std=cfg.noise_std, holes=cfg.holes,
+                             **({"occlusion": cfg.occlusion} if cfg.task == "depth" else {})))
         else:
             samples = load_dataset(spec, cfg.task, cfg.depth_scale)
             parts.append(FolderCrops(samples, cfg.factor, cfg.crop, method, length=max(1000, cfg.synthetic_pool),
@@ -356,7 +358,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             ``'bicubic'`` depth, ``'bilinear_aa'`` flow). guide_scale: initial learnable guide
             scale (None: the published structure). residual: predict a correction over bicubic
             (default True; False = the paper's direct prediction, much slower to reach bicubic).
-        noise_std, holes: robustness degradations. synthetic_pool, cache, workers: data.
+        noise_std, holes: robustness degradations. occlusion: probability that a synthetic
+            depth item loses its stereo-occluded ground truth (:func:`~pacup.train.synth.stereo_occlusion`). synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time. grad_clip: max gradient norm.
 
     Returns:
@@ -491,7 +494,7 @@ def main(argv=None) -> int:
     for name in ("steps", "batch", "crop", "seed", "log_every", "ckpt_every", "synthetic_pool", "workers",
                  "val_every", "val_size"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
-    for name in ("lr", "noise_std", "holes"):
+    for name in ("lr", "noise_std", "holes", "occlusion"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
     p.add_argument("--resume", action="store_true")
@@ -516,7 +519,8 @@ def main(argv=None) -> int:
                       seed=a.seed, log_every=a.log_every, ckpt_every=a.ckpt_every, threads=a.threads,
                       ablation=a.ablation, loss=a.loss, method=a.method,
                       guide_scale=a.guide_scale if a.guide_scale and a.guide_scale > 0 else None,
-                      residual=a.residual, noise_std=a.noise_std, holes=a.holes, synthetic_pool=a.synthetic_pool,
+                      residual=a.residual, noise_std=a.noise_std, holes=a.holes, occlusion=a.occlusion,
+                      synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,
                       max_minutes=a.max_minutes, grad_clip=a.grad_clip, depth_scale=a.depth_scale)

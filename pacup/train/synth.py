@@ -1015,10 +1015,31 @@ except ImportError:  # pragma: no cover
     _TorchDataset = object
 
 
+def stereo_occlusion(depth: np.ndarray, max_disparity: float, right_view: bool = False) -> np.ndarray:
+    """Pixels of ``depth`` that a second camera beside this one cannot see (bool, HxW).
+
+    Disparity is ``d = max_disparity * min(depth) / depth`` (the nearest point has
+    ``max_disparity`` px). For a second camera to the right (``right_view=False``), pixel x
+    lands at ``x - d(x)`` there; it is occluded when some pixel x2 > x lands at or left of
+    that spot (a nearer surface covers it). These are the bands without ground truth that
+    stereo (and, alike, structured-light and ToF sensors with an offset emitter) leave on
+    one side of every depth edge, as in the Middlebury and Kinect data.
+    """
+    z = np.asarray(depth, np.float64)
+    if right_view:
+        return stereo_occlusion(z[:, ::-1], max_disparity)[:, ::-1]
+    d = max_disparity * float(np.min(z)) / z
+    r = np.arange(z.shape[1])[None, :] - d
+    # min over x2 > x of r(x2): reversed cumulative minimum, shifted by one column
+    after = np.minimum.accumulate(r[:, ::-1], axis=1)[:, ::-1]
+    after = np.concatenate([after[:, 1:], np.full((z.shape[0], 1), np.inf)], axis=1)
+    return r >= after
+
+
 class _SynthBase(_TorchDataset):
     def __init__(self, factor: int, crop: int = 128, method: str = "bicubic",
                  length: int = 10000, seed: int = 0, noise_std: float = 0.0,
-                 holes: float = 0.0, oversize: float = 1.0):
+                 holes: float = 0.0, oversize: float = 1.0, occlusion: float = 0.0):
         factor = int(factor)
         if factor < 1:
             raise ValueError("factor must be >= 1")
@@ -1031,6 +1052,9 @@ class _SynthBase(_TorchDataset):
         self.seed = int(seed)
         self.noise_std = float(noise_std)
         self.holes = float(holes)
+        if not 0.0 <= occlusion <= 1.0:
+            raise ValueError(f"occlusion must be a probability in [0, 1], got {occlusion!r}")
+        self.occlusion = float(occlusion)
         self.gen = max(self.crop, int(round(self.crop * oversize)))
         degrade(np.ones((factor, factor), np.float32), factor, method)  # validates method
 
@@ -1056,7 +1080,11 @@ class SyntheticDepthDataset(_SynthBase):
     * ``low`` (1, H/f, W/f) metres, from :func:`pacup.train.degrade.degrade` with
       ``method``, ``noise_std`` (relative) and ``holes``; 0 where invalid
     * ``low_valid`` (1, H/f, W/f) 0/1
-    * ``target`` (1, H, W) metres, ``target_valid`` (1, H, W) 0/1 (all ones here)
+    * ``target`` (1, H, W) metres, ``target_valid`` (1, H, W) 0/1: all ones, except that
+      with probability ``occlusion`` an item loses the pixels a second camera could not see
+      (:func:`stereo_occlusion`, nearest disparity 2-10 % of the crop width, camera left or
+      right): that ground truth is invalid and never enters the low-res input, as with
+      real stereo / RGB-D ground truth.
     """
 
     def __getitem__(self, index):
@@ -1069,8 +1097,15 @@ class SyntheticDepthDataset(_SynthBase):
         rgb = scene["rgb"][ys, xs]
         depth = scene["depth"][ys, xs]
         tv = np.isfinite(depth) & (depth > 0)
+        deg_seed = int(rng.integers(2**31))
+        if self.occlusion > 0:
+            # Drawn from a stream of their own, so items without occlusion stay as they were.
+            orng = np.random.default_rng([s, 2])
+            if orng.random() < self.occlusion:
+                max_d = self.crop * orng.uniform(0.02, 0.10)
+                tv &= ~stereo_occlusion(np.where(tv, depth, np.inf), max_d, right_view=bool(orng.random() < 0.5))
         low, lv = degrade(depth, self.factor, self.method, valid=tv, noise_std=self.noise_std,
-                          holes=self.holes, seed=int(rng.integers(2**31)))
+                          holes=self.holes, seed=deg_seed)
         return {
             "guide": _to_t(rgb.astype(np.float32) / 255.0),
             "low": _to_t(low),
@@ -1117,7 +1152,7 @@ class SyntheticFlowDataset(_SynthBase):
 
 
 __all__ = [
-    "make_depth_scene", "make_flow_scene", "render_depth_scene", "render_flow_layers",
+    "stereo_occlusion", "make_depth_scene", "make_flow_scene", "render_depth_scene", "render_flow_layers",
     "DepthScene", "Tex", "Decal", "Room", "Box", "Sphere", "Cylinder", "Shape", "FlowLayer",
     "affine_about", "affine_inverse", "camera_rays", "item_seed",
     "SyntheticDepthDataset", "SyntheticFlowDataset", "crop_to_multiple",

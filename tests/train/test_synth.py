@@ -291,6 +291,41 @@ def test_depth_dataset_noise_and_holes():
     assert 0.005 < rel.std() < 0.02
 
 
+def test_stereo_occlusion_band_beside_a_near_object():
+    from pacup.train.synth import stereo_occlusion
+
+    z = np.full((4, 60), 10.0)  # background: disparity 2 px when the nearest point has 10
+    z[:, 30:40] = 2.0  # a near object: disparity 10 px
+    occ = stereo_occlusion(z, 10.0)
+    # Seen from a camera to the right, the object covers the 8 px of background left of it.
+    expected = np.zeros(60, bool)
+    expected[22:30] = True
+    np.testing.assert_array_equal(occ, np.broadcast_to(expected, occ.shape))
+    # From a camera to the left, the band is on the object's right.
+    right = np.zeros(60, bool)
+    right[40:48] = True
+    np.testing.assert_array_equal(stereo_occlusion(z, 10.0, right_view=True)[0], right)
+    # A slanted plane occludes nothing.
+    assert not stereo_occlusion(np.linspace(2, 9, 60)[None].repeat(3, 0), 12.0).any()
+
+
+def test_depth_dataset_occlusion():
+    clean = SyntheticDepthDataset(4, 64, length=6, seed=3)
+    occl = SyntheticDepthDataset(4, 64, length=6, seed=3, occlusion=1.0)
+    lost = []
+    for i in range(6):
+        a, b = clean[i], occl[i]
+        assert torch.equal(a["guide"], b["guide"]) and torch.equal(a["target"] * b["target_valid"], b["target"])
+        tv = b["target_valid"][0].numpy().astype(bool)
+        lost.append((~tv).mean())
+        ref, ref_v = degrade(a["target"][0].numpy(), 4, "bicubic", valid=tv)
+        np.testing.assert_array_equal(b["low"][0].numpy(), ref)
+        np.testing.assert_array_equal(b["low_valid"][0].numpy().astype(bool), ref_v)
+    assert max(lost) > 0.01 and max(lost) < 0.3
+    with pytest.raises(ValueError, match="occlusion"):
+        SyntheticDepthDataset(4, 64, occlusion=1.5)
+
+
 def test_flow_dataset_items_and_units():
     ds = SyntheticFlowDataset(factor=4, crop=64, method="point", length=3, seed=0)
     it = ds[1]
