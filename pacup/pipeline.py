@@ -260,16 +260,32 @@ class _Net:
     """The network as the pipeline runs it: module, tile margin, channel handling, and the
     caller's training flag to restore."""
 
-    def __init__(self, module: nn.Module, margin: int, multi_channel: bool, restore_training):
+    def __init__(self, module: nn.Module, margin: int, multi_channel: bool, restore_training,
+                 ensemble: bool = False):
         self.module, self.margin = module, margin
         self.multi_channel, self._restore = multi_channel, restore_training
+        self.ensemble = ensemble
 
-    def __call__(self, low: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+    def _once(self, low: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
         if self.multi_channel or low.shape[1] == 1:
             return self.module(low, guide)
         b, c, h, w = low.shape
         out = self.module(low.reshape(b * c, 1, h, w), guide.repeat_interleave(c, dim=0))
         return out.reshape(b, c, *out.shape[-2:])
+
+    def __call__(self, low: torch.Tensor, guide: torch.Tensor) -> torch.Tensor:
+        if not self.ensemble:
+            return self._once(low, guide)
+        # Flip ensemble: the mean of the network over the four horizontal / vertical flips
+        # of input and guide, each flipped back. Every channel is a scalar map to the
+        # network (flow u and v included), so a flip needs no change of sign. Each output
+        # pixel still depends only on inputs within the receptive radius: tiles stay exact.
+        acc = None
+        for dims in ((), (-1,), (-2,), (-2, -1)):
+            y = self._once(low.flip(dims), guide.flip(dims)) if dims else self._once(low, guide)
+            y = (y.flip(dims) if dims else y).float()
+            acc = y if acc is None else acc.add_(y)
+        return acc.mul_(0.25)
 
     def close(self):
         if self._restore is not None:
@@ -281,7 +297,8 @@ def _is_onnx(model) -> bool:
         type(model).__name__ == "OnnxBackend"
 
 
-def _resolve_model(model, task: str, net_factor: int, allow_random: bool, device, dtype, onnx_device="auto") -> _Net:
+def _resolve_model(model, task: str, net_factor: int, allow_random: bool, device, dtype, onnx_device="auto",
+                   ensemble: bool = False) -> _Net:
     restore = None
     if _is_onnx(model):
         # An exported model runs in ONNX Runtime, which places the data itself: tensors stay
@@ -291,7 +308,7 @@ def _resolve_model(model, task: str, net_factor: int, allow_random: bool, device
         backend = model if isinstance(model, OnnxBackend) else OnnxBackend(model, device=onnx_device)
         if backend.factor is not None and backend.factor != net_factor:
             raise InputError(f"{backend.path} upsamples x{backend.factor}, but this input needs x{net_factor}")
-        return _Net(backend, backend.receptive_radius or _DEFAULT_MARGIN, True, None)
+        return _Net(backend, backend.receptive_radius or _DEFAULT_MARGIN, True, None, ensemble)
     if isinstance(model, nn.Module):
         module = model
         mf = getattr(module, "factor", None)
@@ -314,7 +331,7 @@ def _resolve_model(model, task: str, net_factor: int, allow_random: bool, device
         raise InputError(f"model must be None, a registry name, a .safetensors or .onnx path or an nn.Module, "
                          f"got {type(model).__name__}")
     margin = int(getattr(module, "receptive_radius", _DEFAULT_MARGIN))
-    return _Net(module, margin, isinstance(module, PacJointUpsample), restore)
+    return _Net(module, margin, isinstance(module, PacJointUpsample), restore, ensemble)
 
 
 # ----------------------------------------------------------------------------- holes
@@ -521,7 +538,8 @@ def _check_options(tile, batch_size):
         raise InputError(f"batch_size must be a positive integer, got {batch_size!r}")
 
 
-def _upsample(task, lows, guides, factor, model, device, valid, tile, half, allow_random, batch_size):
+def _upsample(task, lows, guides, factor, model, device, valid, tile, half, allow_random, batch_size,
+              ensemble=False):
     _check_options(tile, batch_size)
     if len(lows) != len(guides):
         raise InputError(f"got {len(lows)} inputs but {len(guides)} guides")
@@ -545,7 +563,8 @@ def _upsample(task, lows, guides, factor, model, device, valid, tile, half, allo
     try:
         for (_, _, _, nf), _ in groups.items():
             if nf not in nets:
-                nets[nf] = _resolve_model(model, task, nf, allow_random, dev, dtype, onnx_device=device)
+                nets[nf] = _resolve_model(model, task, nf, allow_random, dev, dtype, onnx_device=device,
+                                          ensemble=bool(ensemble))
         with torch.inference_mode():
             for (_, _, _, nf), idx in groups.items():
                 for k in range(0, len(idx), batch_size):
@@ -565,7 +584,7 @@ def _upsample(task, lows, guides, factor, model, device, valid, tile, half, allo
 
 def upsample_depth(low, guide, factor: int | None = None, model=None, device="auto", valid=None,
                    tile: int | None = None, half: bool = False, allow_random: bool = False,
-                   batch_size: int = 4) -> np.ndarray:
+                   batch_size: int = 4, ensemble: bool = False) -> np.ndarray:
     """Upsample a depth map guided by an RGB image.
 
     Args:
@@ -580,6 +599,8 @@ def upsample_depth(low, guide, factor: int | None = None, model=None, device="au
         allow_random: run with random weights when no trained weights exist (warns).
         batch_size: most images per forward pass (used by :func:`upsample_depth_batch`;
             a single image is one).
+        ensemble: average the network over the four flips of input and guide (four times
+            the network time; a few per cent lower error, see weights/README.md).
 
     Returns:
         (H, W) float32 depth in the input's units; NaN where no valid input lies within
@@ -596,12 +617,12 @@ def upsample_depth(low, guide, factor: int | None = None, model=None, device="au
         (32, 32)
     """
     return _upsample("depth", [low], [guide], factor, model, device, None if valid is None else [valid],
-                     tile, half, allow_random, batch_size)[0]
+                     tile, half, allow_random, batch_size, ensemble)[0]
 
 
 def upsample_depth_batch(lows: list, guides: list, factor: int | None = None, model=None, device="auto",
                          valid: list | None = None, tile: int | None = None, half: bool = False,
-                         allow_random: bool = False, batch_size: int = 4) -> list[np.ndarray]:
+                         allow_random: bool = False, batch_size: int = 4, ensemble: bool = False) -> list[np.ndarray]:
     """:func:`upsample_depth` for many images; inputs of the same size run ``batch_size`` at
     a time through the network. ``valid`` is None or a list (None entries allowed).
 
@@ -609,11 +630,12 @@ def upsample_depth_batch(lows: list, guides: list, factor: int | None = None, mo
         One (H, W) float32 array per input, in order; identical to separate calls.
     """
     return _upsample("depth", list(lows), list(guides), factor, model, device, valid, tile, half,
-                     allow_random, batch_size)
+                     allow_random, batch_size, ensemble)
 
 
 def upsample_flow(low, guide, factor: int | None = None, model=None, device="auto", valid=None,
-                  tile: int | None = None, half: bool = False, allow_random: bool = False) -> np.ndarray:
+                  tile: int | None = None, half: bool = False, allow_random: bool = False,
+                  ensemble: bool = False) -> np.ndarray:
     """Upsample an optical-flow field guided by an RGB image (of the flow's source frame).
 
     u and v are normalised separately and go through the network as two 1-channel maps
@@ -629,4 +651,4 @@ def upsample_flow(low, guide, factor: int | None = None, model=None, device="aut
         valid input lies within ``FILL_RADIUS`` low-res pixels.
     """
     return _upsample("flow", [low], [guide], factor, model, device, None if valid is None else [valid],
-                     tile, half, allow_random, 1)[0]
+                     tile, half, allow_random, 1, ensemble)[0]

@@ -439,3 +439,19 @@ def test_errors_are_value_errors_and_exported():
     with warnings.catch_warnings():
         warnings.simplefilter("error")
         pacup.upsample_depth(np.ones((4, 4)), rand_guide(16, 16), model=Bilinear(4))  # no warnings
+
+
+def test_flip_ensemble_is_the_mean_over_flips_and_tiles_exactly():
+    torch.manual_seed(3)
+    net = PacJointUpsample(4, "lite", residual=True).eval()
+    rng = np.random.default_rng(5)
+    low = rng.random((14, 18)).astype(np.float32) + 1.0
+    flow = rng.normal(size=(14, 18, 2)).astype(np.float32)
+    g = rng.integers(0, 256, (56, 72, 3), dtype=np.uint8)
+    for fn, x in ((pacup.upsample_depth, low), (pacup.upsample_flow, flow)):
+        got = fn(x, g, model=net, ensemble=True)
+        flips = [fn(np.ascontiguousarray(x[::sy, ::sx]), np.ascontiguousarray(g[::sy, ::sx]), model=net)[::sy, ::sx]
+                 for sy in (1, -1) for sx in (1, -1)]
+        np.testing.assert_allclose(got, np.mean(flips, axis=0), atol=1e-5)
+        assert np.abs(got - flips[0]).max() > 1e-4  # the flips do differ
+        np.testing.assert_allclose(fn(x, g, model=net, ensemble=True, tile=5), got, atol=1e-6)

@@ -231,23 +231,24 @@ def load_network(spec, task: str | None = None, factor: int | None = None) -> tu
     return model, name
 
 
-def _network(model: nn.Module, device) -> Method:
+def _network(model: nn.Module, device, ensemble: bool = False) -> Method:
     from .. import pipeline
 
     def run(low, low_valid, guide, factor, align, flow):
-        if flow:
-            return pipeline.upsample_flow(low, guide, factor, model=model, valid=low_valid, device=device)
-        return pipeline.upsample_depth(low, guide, factor, model=model, valid=low_valid, device=device)
+        fn = pipeline.upsample_flow if flow else pipeline.upsample_depth
+        return fn(low, guide, factor, model=model, valid=low_valid, device=device, ensemble=ensemble)
 
     return run
 
 
-def resolve_method(method, task: str = "depth", factor: int | None = None, device="cpu") -> tuple[str, Method]:
-    """(display name, callable ``(low, low_valid, guide, factor, align, flow) -> prediction``)."""
+def resolve_method(method, task: str = "depth", factor: int | None = None, device="cpu",
+                   ensemble: bool = False) -> tuple[str, Method]:
+    """(display name, callable ``(low, low_valid, guide, factor, align, flow) -> prediction``).
+    ``ensemble``: networks run with the pipeline's flip ensemble (name gets ``+ensemble``)."""
     if isinstance(method, str) and method in B.BASELINES:
         return method, _baseline(method)
     model, name = load_network(method, task, factor)
-    return name, _network(model, device)
+    return (f"{name}+ensemble" if ensemble else name), _network(model, device, ensemble)
 
 
 # --------------------------------------------------------------------------- evaluation
@@ -259,7 +260,8 @@ def _mean(rows: list[dict], key: str) -> float:
 
 
 def evaluate(method, dataset: Iterable[Sample], protocol: str = "B", factor: int = 8, border: int | None = None,
-             device="cpu", name: str | None = None, progress: Callable[[str], None] | None = None) -> dict:
+             device="cpu", name: str | None = None, progress: Callable[[str], None] | None = None,
+             ensemble: bool = False) -> dict:
     """Evaluate one method on a dataset.
 
     Args:
@@ -272,6 +274,7 @@ def evaluate(method, dataset: Iterable[Sample], protocol: str = "B", factor: int
         device: for networks.
         name: display name (default from the method).
         progress: called with each sample's name before it runs.
+        ensemble: run networks with the pipeline's flip ensemble.
 
     Returns:
         ``{"method", "protocol", "degradation", "factor", "task", "n_images", "seconds",
@@ -283,7 +286,7 @@ def evaluate(method, dataset: Iterable[Sample], protocol: str = "B", factor: int
     task = samples[0].kind
     if any(s.kind != task for s in samples):
         raise ValueError("a dataset must hold samples of one kind (depth or flow)")
-    mname, fn = resolve_method(method, task, factor, device)
+    mname, fn = resolve_method(method, task, factor, device, ensemble)
     return _evaluate_fn(fn, samples, protocol, factor, name or mname, border, progress)
 
 
@@ -373,7 +376,7 @@ def results_table(results: list[dict], title: str | None = None):
 
 def compare(methods: list, dataset: Iterable[Sample], protocol: str = "B", factor: int = 8,
             border: int | None = None, device="cpu", json_path=None, console=None,
-            names: list[str] | None = None) -> list[dict]:
+            names: list[str] | None = None, ensemble: bool = False) -> list[dict]:
     """Evaluate several methods on the same samples; print a table (``console``: a rich
     Console, None = stdout) and write all results as JSON when ``json_path`` is given."""
     from rich.console import Console
@@ -383,7 +386,7 @@ def compare(methods: list, dataset: Iterable[Sample], protocol: str = "B", facto
     results = []
     for i, m in enumerate(methods):
         nm = names[i] if names and i < len(names) else None
-        results.append(evaluate(m, samples, protocol, factor, border, device, nm))
+        results.append(evaluate(m, samples, protocol, factor, border, device, nm, ensemble=ensemble))
     console.print(results_table(results))
     if json_path:
         Path(json_path).parent.mkdir(parents=True, exist_ok=True)
