@@ -27,6 +27,7 @@ from .folders import load_dataset
 BASELINES = ("bicubic", "guided", "jbu")
 ABLATION_RUNS = (("k1", "K = 1 ablation"), ("concat", "concat-CNN ablation"))
 PROTOCOL = {"depth": "B", "flow": "flow"}
+RELEASED_LABEL = "PacJointUpsample Lite (released)"
 
 
 def _run_summary(run: Path) -> dict:
@@ -48,15 +49,16 @@ def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16)) -> list[dict]:
             pac = runs / f"{task}-x{f}-pac"
             if not (pac / "model.safetensors").is_file():
                 continue
-            methods = [(b, b, None) for b in BASELINES]
-            methods.append(("PacJointUpsample Lite (released)", str(pac / "model.safetensors"), pac))
+            methods = [(b, b, None, False) for b in BASELINES]
+            methods.append((RELEASED_LABEL, str(pac / "model.safetensors"), pac, False))
+            methods.append((RELEASED_LABEL + " --ensemble", str(pac / "model.safetensors"), pac, True))
             for kind, label in ABLATION_RUNS:
                 run = runs / f"{task}-x{f}-{kind}"
                 if (run / "model.safetensors").is_file():
-                    methods.append((label, str(run / "model.safetensors"), run))
+                    methods.append((label, str(run / "model.safetensors"), run, False))
             base = None
-            for label, method, run in methods:
-                r = evaluate(method, samples, PROTOCOL[task], f, name=label)
+            for label, method, run, ensemble in methods:
+                r = evaluate(method, samples, PROTOCOL[task], f, name=label, ensemble=ensemble)
                 key = primary_metric(r)
                 value = r["metrics"][key]
                 base = value if label == "bicubic" else base
@@ -96,7 +98,7 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
 
     out = {}
     for r in rows:
-        if not r["method"].startswith("PacJointUpsample"):
+        if r["method"] != RELEASED_LABEL:
             continue
         name = f"{r['task']}-x{r['factor']}"
         run = runs / f"{name}-pac"

@@ -30,6 +30,10 @@ def test_train_writes_a_model_the_other_commands_take(invoke, tmp_path, depth_pa
     assert "run/model" in result.stdout and "bicubic" in result.stdout
     names = [r["method"] for r in json.loads(out_json.read_text())["results"]]
     assert names == ["bicubic", "run/model"]
+    result = invoke("eval", "--data", "synthetic-depth", "--n", "1", "--size", "32", "--factor", "4",
+                    "--method", model, "--ensemble", "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    assert "run/model+ensemble" in result.stdout
     # A finished run is not overwritten by accident.
     result = invoke("train", "--task", "depth", *TINY, "-o", run)
     assert result.exit_code == 2
