@@ -1102,6 +1102,8 @@ def train(
     direct: Annotated[bool, typer.Option("--direct", help="Predict the signal itself (the paper) instead of a "
                                          "correction over bicubic.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Model init and data order.")] = 0,
+    synthetic_pool: Annotated[int, typer.Option(
+        "--synthetic-pool", min=1, help="Synthetic scenes per epoch (rendered once, then reused).")] = 2000,
     val_every: Annotated[int, typer.Option("--val-every", min=0, help="Validate on a fixed synthetic set every N steps (0: never).")] = 500,
     log_every: Annotated[int, typer.Option("--log-every", min=1, help="Log a line every N steps.")] = 50,
     ckpt_every: Annotated[int, typer.Option("--ckpt-every", min=1, help="Checkpoint every N steps.")] = 250,
@@ -1138,7 +1140,8 @@ def train(
                           log_every=log_every, ckpt_every=ckpt_every, threads=threads,
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion, amp=amp if dev == "cuda" else None,
-                          val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet)
+                          val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
+                          synthetic_pool=synthetic_pool)
         try:
             summary = run_training(cfg)
         except KeyboardInterrupt:

@@ -13,6 +13,8 @@ from pacup.io import read_depth, read_flow, read_guide
 
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
+# Measured ratio to bicubic RMSE on this sample (weights/README.md), with a margin.
+SAMPLE_X16_BAR = 0.95
 
 
 def pacup(*args, cwd):
@@ -23,17 +25,17 @@ def pacup(*args, cwd):
 
 def test_depth_and_flow_in_a_real_process(depth_pair, flow_pair, tmp_path):
     low, guide = depth_pair
-    proc = pacup("depth", low, "--guide", guide, "--random-weights", "--vis", "d.png", cwd=tmp_path)
+    proc = pacup("depth", low, "--guide", guide, "--vis", "d.png", cwd=tmp_path)  # the released depth-x4
     assert proc.returncode == 0, proc.stderr
     assert read_depth(tmp_path / "scene_depth_up.png")[0].shape == (H, W)
     assert read_guide(tmp_path / "d.png").shape == (H, W, 3)
-    assert "UNTRAINED" in proc.stderr and "wrote" in proc.stdout
+    assert "UNTRAINED" not in proc.stderr and "wrote" in proc.stdout
     assert "\x1b[" not in proc.stdout + proc.stderr  # pipes get no colour codes
 
     low, guide = flow_pair
-    proc = pacup("flow", low, "--guide", guide, "--random-weights", "--max-flow", "10", "--vis-strip", "s.png",
-                 cwd=tmp_path)
+    proc = pacup("flow", low, "--guide", guide, "--max-flow", "10", "--vis-strip", "s.png", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "UNTRAINED" not in proc.stderr
     assert read_flow(tmp_path / "scene_flow_up.flo")[0].shape == (H, W, 2)
     assert read_guide(tmp_path / "s.png").shape == (H, 3 * W + 8, 3)
 
@@ -53,13 +55,27 @@ def test_errors_in_a_real_process(depth_pair, tmp_path):
 
 @pytest.mark.slow  # 736x496 at x16: 5-15 s on a shared 2-core CPU
 def test_shipped_sample_x16(tmp_path):
-    proc = pacup("depth", SAMPLES / "depth" / "motorcycle_depth_x16.png", "--guide",
-                 SAMPLES / "depth" / "motorcycle_rgb.png", "--random-weights", "-o", "up.png",
+    """The README's first command: the released depth-x16 model on the real sample beats
+    bicubic upsampling of the same input against the ground truth."""
+    low_path = SAMPLES / "depth" / "motorcycle_depth_x16.png"
+    proc = pacup("depth", low_path, "--guide", SAMPLES / "depth" / "motorcycle_rgb.png", "-o", "up.png",
                  "--vis-strip", "strip.png", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
+    assert "UNTRAINED" not in proc.stderr
     depth, _ = read_depth(tmp_path / "up.png")
-    gt, _ = read_depth(SAMPLES / "depth" / "motorcycle_depth_gt.png")
+    gt, gt_valid = read_depth(SAMPLES / "depth" / "motorcycle_depth_gt.png")
     assert depth.shape == gt.shape == (496, 736)
+    from pacup.train.baselines import bicubic_upsample
+
+    low, low_valid = read_depth(low_path)
+    bicubic = bicubic_upsample(low, 16, low_valid)
+    sel = gt_valid & (depth > 0)
+    sel[:6], sel[-6:], sel[:, :6], sel[:, -6:] = False, False, False, False
+
+    def rmse(x):
+        return float(np.sqrt(np.mean((x[sel] - gt[sel]) ** 2)))
+
+    assert rmse(depth) < SAMPLE_X16_BAR * rmse(bicubic), (rmse(depth), rmse(bicubic))
     strip = read_guide(tmp_path / "strip.png")
     assert strip.shape == (496, 3 * 736 + 8, 3)
     np.testing.assert_array_equal(strip[:, :736], read_guide(SAMPLES / "depth" / "motorcycle_rgb.png"))
