@@ -1101,6 +1101,9 @@ def train(
         "is invalid (the holes real stereo / RGB-D ground truth has beside depth edges).")] = 0.0,
     direct: Annotated[bool, typer.Option("--direct", help="Predict the signal itself (the paper) instead of a "
                                          "correction over bicubic.")] = False,
+    zero_init_head: Annotated[bool, typer.Option(
+        "--zero-init-head", help="Start the last convolution at zero (the residual network starts at bicubic); "
+        "the released flow x16 needed it.")] = False,
     seed: Annotated[int, typer.Option("--seed", help="Model init and data order.")] = 0,
     synthetic_pool: Annotated[int, typer.Option(
         "--synthetic-pool", min=1, help="Synthetic scenes per epoch (rendered once, then reused).")] = 2000,
@@ -1141,7 +1144,7 @@ def train(
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion, amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
-                          synthetic_pool=synthetic_pool)
+                          synthetic_pool=synthetic_pool, zero_init_head=zero_init_head)
         try:
             summary = run_training(cfg)
         except KeyboardInterrupt:

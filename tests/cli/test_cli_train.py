@@ -7,7 +7,7 @@ from cli_helpers import one_line_error
 from safetensors.torch import load_file
 
 TINY = ("--factor", "4", "--steps", "4", "--batch", "2", "--crop", "32", "--val-every", "0", "--log-every", "1",
-        "--ckpt-every", "100", "--threads", "1")
+        "--ckpt-every", "100", "--threads", "1", "--synthetic-pool", "8")
 
 
 def test_train_writes_a_model_the_other_commands_take(invoke, tmp_path, depth_pair):
@@ -122,3 +122,20 @@ def test_eval_reads_a_user_folder(invoke, tmp_path):
     result = invoke("eval", "--data", data, "--factor", "4", "--method", "bicubic", "--method", "jbu")
     assert result.exit_code == 0, result.output
     assert "2 image(s)" in result.stdout and "jbu" in result.stdout
+
+
+@pytest.mark.shipped_weights
+def test_eval_and_models_use_the_released_weights(invoke):
+    from pacup.models import registry
+
+    if "depth-x4" not in registry._RELEASED:
+        pytest.skip("no released depth-x4 weights in this checkout")
+    result = invoke("eval", "--data", "synthetic-depth", "--n", "1", "--size", "64", "--factor", "4",
+                    "--device", "cpu")
+    assert result.exit_code == 0, result.output
+    for name in ("bicubic", "jbu", "guided", "depth-x4"):
+        assert name in result.stdout
+    result = invoke("models")
+    assert result.exit_code == 0
+    lines = [line for line in result.stdout.splitlines() if "depth-x4" in line]
+    assert lines and "yes" in lines[0]

@@ -152,3 +152,16 @@ def test_worker_loader_gives_the_same_run(tmp_path):
     b = train(TrainConfig(**{**TINY, "steps": 3}, workers=0, out_dir=str(tmp_path / "c")))
     assert [r["loss"] for r in _log(tmp_path / "w")] == [r["loss"] for r in _log(tmp_path / "c")]
     assert a["loss"] == b["loss"]
+
+
+@pytest.mark.parametrize("ablation", [None, "k1", "concat"])
+def test_zero_init_head_starts_at_bicubic(ablation):
+    import torch.nn.functional as F
+
+    from pacup.train.loop import TrainConfig, build_train_model
+
+    model = build_train_model(TrainConfig(factor=4, ablation=ablation, zero_init_head=True))
+    low, guide = torch.rand(2, 1, 6, 7), torch.rand(2, 3, 24, 28)
+    with torch.no_grad():
+        out = model(low, guide)
+    np.testing.assert_allclose(out.numpy(), F.interpolate(low, scale_factor=4, mode="bicubic").numpy(), atol=1e-6)
