@@ -994,6 +994,11 @@ class Loss(str, Enum):
     mse = "mse"
 
 
+class InitKind(str, Enum):
+    default = "default"
+    he = "he"
+
+
 class Protocol(str, Enum):
     A = "A"
     B = "B"
@@ -1104,6 +1109,9 @@ def train(
     zero_init_head: Annotated[bool, typer.Option(
         "--zero-init-head", help="Start the last convolution at zero (the residual network starts at bicubic); "
         "the released flow x16 needed it.")] = False,
+    init: Annotated[InitKind, typer.Option(
+        "--init", help="Weight init: PyTorch's default, or he (He-normal with the true fan-in of the strided "
+        "layers; deep x16 decoders need it).")] = InitKind.default,
     seed: Annotated[int, typer.Option("--seed", help="Model init and data order.")] = 0,
     synthetic_pool: Annotated[int, typer.Option(
         "--synthetic-pool", min=1, help="Synthetic scenes per epoch (rendered once, then reused).")] = 2000,
@@ -1144,7 +1152,7 @@ def train(
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion, amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
-                          synthetic_pool=synthetic_pool, zero_init_head=zero_init_head)
+                          synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)
         try:
             summary = run_training(cfg)
         except KeyboardInterrupt:

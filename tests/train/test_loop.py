@@ -165,3 +165,30 @@ def test_zero_init_head_starts_at_bicubic(ablation):
     with torch.no_grad():
         out = model(low, guide)
     np.testing.assert_allclose(out.numpy(), F.interpolate(low, scale_factor=4, mode="bicubic").numpy(), atol=1e-6)
+
+
+def test_he_init_keeps_the_signal_through_a_deep_decoder():
+    """With PyTorch's default init a x16 decoder shrinks its input about a hundredfold;
+    He init with the true fan-in of the stride-2 layers keeps it near its scale."""
+    from pacup.ops import PacConvTranspose2d
+    from pacup.train.loop import TrainConfig, build_train_model
+
+    from pacup.train.synth import SyntheticDepthDataset
+
+    torch.manual_seed(0)
+    item = SyntheticDepthDataset(16, crop=192, length=1, seed=4)[0]  # a scene-like guide, not noise
+    low, guide = item["low"][None] / item["low"].max(), item["guide"][None]
+    seen = {}
+    for init in ("default", "he"):
+        model = build_train_model(TrainConfig(task="depth", factor=16, init=init))
+        model.head[0].register_forward_hook(lambda m, i, o, init=init: seen.__setitem__(init, float(i[0].abs().mean())))
+        with torch.no_grad():
+            model(low, guide)
+        if init == "he":
+            for m in model.modules():
+                if isinstance(m, PacConvTranspose2d):
+                    assert abs(float(m.weight.detach().std()) - (2.0 / (16 * 6.25)) ** 0.5) < 0.02
+                    assert float(m.bias.abs().max()) == 0.0
+    assert seen["he"] > 5 * seen["default"]
+    with pytest.raises(ValueError, match="init"):
+        build_train_model(TrainConfig(init="xavier"))
