@@ -1107,11 +1107,11 @@ def train(
     direct: Annotated[bool, typer.Option("--direct", help="Predict the signal itself (the paper) instead of a "
                                          "correction over bicubic.")] = False,
     zero_init_head: Annotated[bool, typer.Option(
-        "--zero-init-head", help="Start the last convolution at zero (the residual network starts at bicubic); "
-        "the released flow x16 needed it.")] = False,
+        "--zero-init-head", help="Start the last convolution at zero (a residual network then starts exactly "
+        "at bicubic).")] = False,
     init: Annotated[InitKind, typer.Option(
-        "--init", help="Weight init: PyTorch's default, or he (He-normal with the true fan-in of the strided "
-        "layers; deep x16 decoders need it).")] = InitKind.default,
+        "--init", help="Weight init: PyTorch's default (the released models), or he (He-normal with the true "
+        "fan-in of the stride-2 layers, which keeps the signal's scale through deep decoders).")] = InitKind.default,
     seed: Annotated[int, typer.Option("--seed", help="Model init and data order.")] = 0,
     synthetic_pool: Annotated[int, typer.Option(
         "--synthetic-pool", min=1, help="Synthetic scenes per epoch (rendered once, then reused).")] = 2000,

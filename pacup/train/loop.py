@@ -277,8 +277,8 @@ def build_train_model(cfg: TrainConfig) -> nn.Module:
     if cfg.zero_init_head:
         # The last convolution (every architecture here ends in one) starts at zero: a
         # residual network then starts exactly at bicubic, with no random correction that
-        # the first steps would learn to switch off (measured: flow x16 with the default
-        # init lost its input signal in the first steps and never left bicubic).
+        # the first steps must learn to switch off. (Tried on flow x16, whose residual
+        # collapses to zero within the first steps: it did not prevent that.)
         last = [m for m in model.modules() if isinstance(m, nn.Conv2d)][-1]
         with torch.no_grad():
             last.weight.zero_()
@@ -290,8 +290,9 @@ def _he_init(model: nn.Module) -> None:
     """He (Kaiming) normal weights, zero biases, for every (transposed, pixel-adaptive)
     convolution, with the fan-in a strided transposed layer really has: in_channels *
     (k / stride)^2 taps reach each output. PyTorch's default gives those layers about a
-    fifth of that spread, so a signal shrinks several times per x2 stage: measured on the
-    flow x16 network, the head's input was ~1e-4 of the bicubic signal and it never trained."""
+    fifth of that spread, so a signal shrinks several times per x2 stage (the x16 decoder's
+    output was ~1/15 of its He-initialised scale on a synthetic batch). Not used by the
+    released models; on flow x16 it did not stop the residual's collapse either."""
     from ..ops import PacConvTranspose2d
 
     for m in model.modules():
