@@ -93,6 +93,8 @@ def _config(factor: int) -> dict:
 # gives the data, schedule, compute and every score): name -> (sha256 of the file, scores).
 # Written by `python -m pacup.train.release --write-weights`.
 _RELEASED: dict[str, tuple[str, dict]] = {
+    "depth-x16": ("c858b824345f8e70044a5da1884a76b586314f798ca817bcf2df0939ef40f038", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}),
+    "flow-x16": ("172662b91eba48af42c2ab6d9258b986d4c17cbc369938b279ec91180ed4808b", {"flyingchairs9_epe": 1.5548, "vs_bicubic": 0.93}),
 }
 
 
