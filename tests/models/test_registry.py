@@ -68,7 +68,7 @@ def test_missing_weights_raise_a_clear_error(no_installed_weights):
         load_model(None, task="flow", factor=4)
 
 
-def test_allow_random_warns_and_is_reproducible():
+def test_allow_random_warns_and_is_reproducible(no_installed_weights):
     before = torch.random.get_rng_state()
     with pytest.warns(RandomWeightsWarning, match="RANDOM"):
         m1, entry = load_model("depth-x4", allow_random=True)
