@@ -1023,38 +1023,26 @@ def _check_data(specs: list[str], option: str = "--data") -> None:
                            EXIT_USAGE)
 
 
-def _check_cuda(device: str) -> None:
-    if device == "cuda":
-        import torch
-
-        if not torch.cuda.is_available():
-            raise CliError("--device cuda: CUDA is not available on this machine (this PyTorch build or driver "
-                           "sees no GPU); use --device cpu", EXIT_USAGE)
-
-
 def _resolve_device(device: Device) -> str:
+    """'auto' -> 'cuda' when available else 'cpu'; an unavailable 'cuda' is a usage error."""
     if device is Device.auto:
         import torch
 
         return "cuda" if torch.cuda.is_available() else "cpu"
-    _check_cuda(device.value)
+    _check_device(device.value)
     return device.value
 
 
-def _write_json_atomic(path: Path, obj) -> None:
+def _write_json(path: Path, obj) -> None:
     import json
-    import tempfile
 
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.tmp-", dir=str(path.parent) if str(path.parent) else ".")
+    from .io._files import atomic_write
+
+    data = json.dumps(obj, indent=1).encode()
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(obj, fh, indent=1)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise CliError(f"{path}: cannot write ({_describe_exception(exc)})", EXIT_FAILED, exc)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        atomic_write(path, lambda fh: fh.write(data))
+    except Exception as exc:  # noqa: BLE001 - classified as a write failure
+        raise _classify(exc, str(path), writing=True) from None
 
 
 TRAIN_EPILOG = (
@@ -1150,7 +1138,8 @@ def train(
                           crop=crop, lr=lr, out_dir=str(output), resume=resume, device=dev, seed=seed,
                           log_every=log_every, ckpt_every=ckpt_every, threads=threads,
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
-                          residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion, amp=amp if dev == "cuda" else None,
+                          residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion,
+                          amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)
         try:
@@ -1241,13 +1230,8 @@ def eval_(
         if task is not None and kind != task.value:
             raise CliError(f"{data}: holds {kind} data, not {task.value}", EXIT_USAGE)
         methods = list(method or ["bicubic", "jbu", "guided"])
-        if not method:
-            try:
-                name = default_model(kind, factor)
-                if get_entry(name).available:
-                    methods.append(name)
-            except PacupError:
-                pass
+        if not method and get_entry(default_model(kind, factor)).available:
+            methods.append(default_model(kind, factor))
         prot = protocol.value if protocol else ("flow" if kind == "flow" else "B")
         try:
             results = compare(methods, samples, prot, factor, border, dev, None,
@@ -1257,7 +1241,7 @@ def eval_(
         except (ValueError, OSError) as exc:
             raise CliError(str(exc), EXIT_USAGE, exc)
         if json_out is not None:
-            _write_json_atomic(json_out, {"data": data, "results": results})
+            _write_json(json_out, {"data": data, "results": results})
         return EXIT_OK
 
     _run(go, debug)

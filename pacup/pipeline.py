@@ -280,11 +280,9 @@ class _Net:
         # of input and guide, each flipped back. Every channel is a scalar map to the
         # network (flow u and v included), so a flip needs no change of sign. Each output
         # pixel still depends only on inputs within the receptive radius: tiles stay exact.
-        acc = None
-        for dims in ((), (-1,), (-2,), (-2, -1)):
-            y = self._once(low.flip(dims), guide.flip(dims)) if dims else self._once(low, guide)
-            y = (y.flip(dims) if dims else y).float()
-            acc = y if acc is None else acc.add_(y)
+        acc = self._once(low, guide).float()
+        for dims in ((-1,), (-2,), (-2, -1)):
+            acc += self._once(low.flip(dims), guide.flip(dims)).flip(dims).float()
         return acc.mul_(0.25)
 
     def close(self):

@@ -169,13 +169,17 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
     from .synth import SyntheticDepthDataset, SyntheticFlowDataset
 
     method = cfg.method or ("bilinear_aa" if cfg.task == "flow" else "bicubic")
+    if cfg.occlusion and cfg.task != "depth":
+        raise ValueError("occlusion applies to synthetic depth only")
     parts = []
     for k, spec in enumerate(cfg.data):
         if spec in ("synthetic", f"synthetic-{cfg.task}"):
-            cls = SyntheticFlowDataset if cfg.task == "flow" else SyntheticDepthDataset
-            parts.append(cls(cfg.factor, crop=cfg.crop, method=method, length=cfg.synthetic_pool, seed=cfg.seed,
-                             noise_std=cfg.noise_std, holes=cfg.holes,
-                             **({"occlusion": cfg.occlusion} if cfg.task == "depth" else {})))
+            kw = dict(crop=cfg.crop, method=method, length=cfg.synthetic_pool, seed=cfg.seed,
+                      noise_std=cfg.noise_std, holes=cfg.holes)
+            if cfg.task == "flow":
+                parts.append(SyntheticFlowDataset(cfg.factor, **kw))
+            else:
+                parts.append(SyntheticDepthDataset(cfg.factor, occlusion=cfg.occlusion, **kw))
         else:
             samples = load_dataset(spec, cfg.task, cfg.depth_scale)
             parts.append(FolderCrops(samples, cfg.factor, cfg.crop, method, length=max(1000, cfg.synthetic_pool),
@@ -402,7 +406,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             scale (None: the published structure). residual: predict a correction over bicubic
             (default True; False = the paper's direct prediction, much slower to reach bicubic).
         noise_std, holes: robustness degradations. occlusion: probability that a synthetic
-            depth item loses its stereo-occluded ground truth (:func:`~pacup.train.synth.stereo_occlusion`). synthetic_pool, cache, workers: data.
+            depth item loses its stereo-occluded ground truth
+            (:func:`~pacup.train.synth.stereo_occlusion`). synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time. grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
 

@@ -1039,7 +1039,7 @@ def stereo_occlusion(depth: np.ndarray, max_disparity: float, right_view: bool =
 class _SynthBase(_TorchDataset):
     def __init__(self, factor: int, crop: int = 128, method: str = "bicubic",
                  length: int = 10000, seed: int = 0, noise_std: float = 0.0,
-                 holes: float = 0.0, oversize: float = 1.0, occlusion: float = 0.0):
+                 holes: float = 0.0, oversize: float = 1.0):
         factor = int(factor)
         if factor < 1:
             raise ValueError("factor must be >= 1")
@@ -1052,9 +1052,6 @@ class _SynthBase(_TorchDataset):
         self.seed = int(seed)
         self.noise_std = float(noise_std)
         self.holes = float(holes)
-        if not 0.0 <= occlusion <= 1.0:
-            raise ValueError(f"occlusion must be a probability in [0, 1], got {occlusion!r}")
-        self.occlusion = float(occlusion)
         self.gen = max(self.crop, int(round(self.crop * oversize)))
         degrade(np.ones((factor, factor), np.float32), factor, method)  # validates method
 
@@ -1086,6 +1083,12 @@ class SyntheticDepthDataset(_SynthBase):
       right): that ground truth is invalid and never enters the low-res input, as with
       real stereo / RGB-D ground truth.
     """
+
+    def __init__(self, factor: int, crop: int = 128, method: str = "bicubic", occlusion: float = 0.0, **kw):
+        super().__init__(factor, crop, method, **kw)
+        if not 0.0 <= occlusion <= 1.0:
+            raise ValueError(f"occlusion must be a probability in [0, 1], got {occlusion!r}")
+        self.occlusion = float(occlusion)
 
     def __getitem__(self, index):
         if not 0 <= index < self.length:

@@ -14,13 +14,11 @@ from pacup.io import write_depth, write_flow, write_image
 
 
 @pytest.fixture(autouse=True)
-def hidden_weights(request, monkeypatch):
+def hidden_weights(request):
     """Command-line tests run as on a machine without installed weights (so --random-weights
     and the missing-model messages are exercised), except those marked ``shipped_weights``."""
     if request.node.get_closest_marker("shipped_weights") is None:
-        from pacup.models import registry
-
-        monkeypatch.setattr(registry, "weights_dirs", lambda: [])
+        request.getfixturevalue("no_installed_weights")
 
 
 @pytest.fixture

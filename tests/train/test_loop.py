@@ -144,6 +144,8 @@ def test_bad_options(tmp_path):
         train(TrainConfig(**{**TINY, "steps": 1}, loss="huber", out_dir=str(tmp_path)))
     with pytest.raises(ValueError):
         train(TrainConfig(**{**TINY, "steps": 1, "task": "normals"}, out_dir=str(tmp_path)))
+    with pytest.raises(ValueError, match="occlusion applies to synthetic depth only"):
+        train(TrainConfig(**{**TINY, "steps": 1, "task": "flow"}, occlusion=0.5, out_dir=str(tmp_path)))
 
 
 def test_worker_loader_gives_the_same_run(tmp_path):
@@ -168,8 +170,8 @@ def test_zero_init_head_starts_at_bicubic(ablation):
 
 
 def test_he_init_keeps_the_signal_through_a_deep_decoder():
-    """With PyTorch's default init a x16 decoder shrinks its input about a hundredfold;
-    He init with the true fan-in of the stride-2 layers keeps it near its scale."""
+    """He init with the true fan-in of the stride-2 layers gives the x16 decoder's output
+    several times the scale PyTorch's default init leaves it (14x measured on a flow batch)."""
     from pacup.ops import PacConvTranspose2d
     from pacup.train.loop import TrainConfig, build_train_model
 
