@@ -156,6 +156,15 @@ def test_worker_loader_gives_the_same_run(tmp_path):
     assert a["loss"] == b["loss"]
 
 
+@pytest.mark.parametrize("pool,steps,cached", [(4, 3, True), (6, 3, False), (8, 3, False)])
+def test_only_a_revisited_pool_is_cached(pool, steps, cached):
+    # batch 2: 3 steps draw 6 items; a pool of 6 or more is never revisited, so is not kept.
+    from pacup.train.loop import _Cached, make_sources
+
+    ds = make_sources(TrainConfig(**{**TINY, "synthetic_pool": pool, "steps": steps}))
+    assert isinstance(ds, _Cached) is cached and len(ds) == pool
+
+
 @pytest.mark.parametrize("ablation", [None, "k1", "concat"])
 def test_zero_init_head_starts_at_bicubic(ablation):
     import torch.nn.functional as F
