@@ -95,7 +95,7 @@ def _config(factor: int) -> dict:
 _RELEASED: dict[str, tuple[str, dict]] = {
     "depth-x16": ("c858b824345f8e70044a5da1884a76b586314f798ca817bcf2df0939ef40f038", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}),
     "depth-x4": ("5438dc9abcf1df173cda5fb4a3ecadf5cbc2f31015bb29f94f82c129ec9a69bf", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}),
-    "depth-x8": ("4725a1ba9166b90b207a560bfac9a7f08829b5c1b3a43b17b282a2abf9c69d09", {"motorcycle_rmse_255": 9.7505, "vs_bicubic": 0.838}),
+    "depth-x8": ("25007149c8d1a8ea9a75b1a97b6bd88d933006141359ea6e6052af2b5dfb3f7d", {"motorcycle_rmse_255": 9.4173, "vs_bicubic": 0.809}),
     "flow-x16": ("172662b91eba48af42c2ab6d9258b986d4c17cbc369938b279ec91180ed4808b", {"flyingchairs9_epe": 1.5548, "vs_bicubic": 0.93}),
     "flow-x4": ("8fb29bc01dc6a1a5a6f9fd3fa7dbc0ff53eec7508ed4cb50e0c6d0023da6c1ac", {"flyingchairs9_epe": 0.3278, "vs_bicubic": 0.542}),
     "flow-x8": ("5f8ea8332fd059bc043552af09d50ba233dd7cc647e203f45dc97941538a57b1", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}),
