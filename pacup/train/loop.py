@@ -149,8 +149,8 @@ class FolderCrops(torch.utils.data.Dataset):
 
 
 class _Cached(torch.utils.data.Dataset):
-    """Keeps every item once made, for pools that a run revisits (rendering a scene costs
-    about a tenth of a Lite training step on CPU)."""
+    """Keeps every item once made, for pools that a run revisits (rendering a step's 8 depth
+    crops on the fly made a Lite x8 step about 12 % slower on CPU: 1.06 against 0.94 s)."""
 
     def __init__(self, ds):
         self.ds, self.store = ds, {}
