@@ -337,6 +337,20 @@ def _load_file(path: Path) -> tuple[nn.Module, ModelEntry]:
     return model, entry
 
 
+def _canonical_header(path) -> None:
+    """Rewrite a safetensors header with its keys sorted, in place. safetensors writes its
+    JSON header from a hash map, so the same tensors and metadata came out in a different
+    key order (and so a different sha256) from one save to the next."""
+    with open(path, "r+b") as fh:
+        n = int.from_bytes(fh.read(8), "little")
+        header = json.loads(fh.read(n))
+        canon = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        if len(canon) > n:  # cannot happen for a reordering; keep the file as written
+            return
+        fh.seek(8)
+        fh.write(canon + b" " * (n - len(canon)))  # the format pads headers with spaces
+
+
 def save_model(model: nn.Module, path: str | os.PathLike, extra_metadata: dict | None = None) -> str:
     """Write ``model`` as a pacup ``.safetensors`` file (atomically).
 
@@ -378,6 +392,7 @@ def save_model(model: nn.Module, path: str | os.PathLike, extra_metadata: dict |
     os.close(fd)
     try:
         save_file(tensors, tmp, metadata=metadata)
+        _canonical_header(tmp)
         os.replace(tmp, path)
     except OSError as exc:
         raise ModelFileError(f"{path}: cannot write model file ({exc})") from None

@@ -119,6 +119,26 @@ def test_save_load_round_trip(tmp_path):
         load_model(path, factor=8)
 
 
+def test_save_model_is_byte_deterministic(tmp_path):
+    # The same model and metadata give the same file (so the same registered sha256) every
+    # time; safetensors alone orders its header from a hash map (measured: it differed).
+    from safetensors.torch import load_file
+
+    torch.manual_seed(3)
+    net = PacJointUpsample(8, "lite", residual=True)
+    meta = {"task": "depth", "description": "d \"quoted\" \u00e9", "scores": {"b": 1, "a": 2}, "z": "1", "m": "2"}
+    shas = {save_model(net, tmp_path / f"m{i}.safetensors", meta) for i in range(6)}
+    assert len(shas) == 1
+    raw = (tmp_path / "m0.safetensors").read_bytes()
+    n = int.from_bytes(raw[:8], "little")
+    assert n % 8 == 0 and json.loads(raw[8 : 8 + n])["__metadata__"]["description"] == meta["description"]
+    got = load_file(str(tmp_path / "m0.safetensors"))
+    assert got.keys() == net.state_dict().keys()
+    assert all(torch.equal(got[k], v.float()) for k, v in net.state_dict().items())
+    loaded, entry = load_model(tmp_path / "m0.safetensors")
+    assert entry.description == meta["description"] and entry.scores == {"a": 2, "b": 1}
+
+
 def test_save_model_rejects_bad_input(tmp_path):
     with pytest.raises(InputError, match="no config"):
         save_model(torch.nn.Conv2d(1, 1, 3), tmp_path / "a.safetensors")
