@@ -135,7 +135,7 @@ def test_save_model_is_byte_deterministic(tmp_path):
     got = load_file(str(tmp_path / "m0.safetensors"))
     assert got.keys() == net.state_dict().keys()
     assert all(torch.equal(got[k], v.float()) for k, v in net.state_dict().items())
-    loaded, entry = load_model(tmp_path / "m0.safetensors")
+    _, entry = load_model(tmp_path / "m0.safetensors")
     assert entry.description == meta["description"] and entry.scores == {"a": 2, "b": 1}
 
 
