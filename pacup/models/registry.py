@@ -93,12 +93,12 @@ def _config(factor: int) -> dict:
 # gives the data, schedule, compute and every score): name -> (sha256 of the file, scores).
 # Written by `python -m pacup.train.release --write-weights`.
 _RELEASED: dict[str, tuple[str, dict]] = {
-    "depth-x16": ("c858b824345f8e70044a5da1884a76b586314f798ca817bcf2df0939ef40f038", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}),
-    "depth-x4": ("5438dc9abcf1df173cda5fb4a3ecadf5cbc2f31015bb29f94f82c129ec9a69bf", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}),
-    "depth-x8": ("25007149c8d1a8ea9a75b1a97b6bd88d933006141359ea6e6052af2b5dfb3f7d", {"motorcycle_rmse_255": 9.4173, "vs_bicubic": 0.809}),
-    "flow-x16": ("172662b91eba48af42c2ab6d9258b986d4c17cbc369938b279ec91180ed4808b", {"flyingchairs9_epe": 1.5548, "vs_bicubic": 0.93}),
-    "flow-x4": ("8fb29bc01dc6a1a5a6f9fd3fa7dbc0ff53eec7508ed4cb50e0c6d0023da6c1ac", {"flyingchairs9_epe": 0.3278, "vs_bicubic": 0.542}),
-    "flow-x8": ("5f8ea8332fd059bc043552af09d50ba233dd7cc647e203f45dc97941538a57b1", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}),
+    "depth-x16": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}),
+    "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}),
+    "depth-x8": ("345b6c03e35ce47c257b3100b4422c95cacd5c95558a038a6bbcb715f57bd494", {"motorcycle_rmse_255": 9.4173, "vs_bicubic": 0.809}),
+    "flow-x16": ("1e54a90c28b7c074acb7a58a6f87c8616a406e1d378c195843e0eb3c79bcfbce", {"flyingchairs9_epe": 1.5548, "vs_bicubic": 0.93}),
+    "flow-x4": ("2e9f61338cf5f8736ab8f34b2d08e5f482cac61584421b55047d96d04f0506cc", {"flyingchairs9_epe": 0.3278, "vs_bicubic": 0.542}),
+    "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}),
 }
 
 
