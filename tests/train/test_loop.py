@@ -183,7 +183,6 @@ def test_he_init_keeps_the_signal_through_a_deep_decoder():
     several times the scale PyTorch's default init leaves it (14x measured on a flow batch)."""
     from pacup.ops import PacConvTranspose2d
     from pacup.train.loop import TrainConfig, build_train_model
-
     from pacup.train.synth import SyntheticDepthDataset
 
     torch.manual_seed(0)
