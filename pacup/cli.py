@@ -1102,7 +1102,8 @@ def train(
         "fan-in of the stride-2 layers, which keeps the signal's scale through deep decoders).")] = InitKind.default,
     seed: Annotated[int, typer.Option("--seed", help="Model init and data order.")] = 0,
     synthetic_pool: Annotated[int, typer.Option(
-        "--synthetic-pool", min=1, help="Synthetic scenes per epoch (rendered once, then reused).")] = 2000,
+        "--synthetic-pool", min=1,
+        help="Synthetic scenes per epoch (kept in memory when the run comes back to them).")] = 2000,
     val_every: Annotated[int, typer.Option("--val-every", min=0, help="Validate on a fixed synthetic set every N steps (0: never).")] = 500,
     log_every: Annotated[int, typer.Option("--log-every", min=1, help="Log a line every N steps.")] = 50,
     ckpt_every: Annotated[int, typer.Option("--ckpt-every", min=1, help="Checkpoint every N steps.")] = 250,
