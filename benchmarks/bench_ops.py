@@ -4,7 +4,9 @@ Shapes (issue 2): batch 1, 32 -> 32 channels, k = 5, 16 guide channels, 480x640 
 the transposed x2 layer goes from 240x320 to 480x640. Each case runs in its own process so
 that its peak memory (the process's peak resident set above what the inputs occupy) is its
 own. Compared: the fast path, the unfold reference, and nn.Conv2d / nn.ConvTranspose2d of the
-same shape (the physical floor: no adapting kernel at all).
+same shape (the physical floor: no adapting kernel at all). With gradients also "recompute":
+the fast path with its closed-form dense backward switched off, so that the backward
+re-runs each band's taps under autograd (the general schedule, which the closed form beats).
 
     python benchmarks/bench_ops.py [--reps 3] [--device cpu|cuda] [--dtype float32]
 """
@@ -19,8 +21,8 @@ import sys
 import time
 
 CASES = [
-    ("conv", "fast"), ("conv", "reference"), ("conv", "torch"),
-    ("transposed", "fast"), ("transposed", "reference"), ("transposed", "torch"),
+    ("conv", "fast"), ("conv", "recompute"), ("conv", "reference"), ("conv", "torch"),
+    ("transposed", "fast"), ("transposed", "recompute"), ("transposed", "reference"), ("transposed", "torch"),
 ]
 
 
@@ -40,6 +42,9 @@ def run_case(layer, impl, mode, reps, device, dtype_name):
     from pacup.ops import reference as R
 
     dtype = getattr(torch, dtype_name)
+    if impl == "recompute":
+        PF._BandedPac._dense_ok = staticmethod(lambda *a: False)
+        impl = "fast"
     torch.manual_seed(0)
     dev = torch.device(device)
     grad = mode == "fwd+bwd"
@@ -119,6 +124,8 @@ def main():
     for mode in ("fwd", "fwd+bwd"):
         for layer, impl in CASES:
             if mode == "fwd+bwd" and impl == "reference" and args.skip_reference_backward:
+                continue
+            if mode == "fwd" and impl == "recompute":
                 continue
             cmd = [sys.executable, __file__, "--reps", str(args.reps), "--device", args.device,
                    "--dtype", args.dtype, "--_case", layer, impl, mode]

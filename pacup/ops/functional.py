@@ -8,7 +8,8 @@ without any C*kh*kw*H*W buffer:
   tap's filter is a 1x1 matrix product;
 - three schedules of that sum (see :func:`_accumulate`): eager inference gathers the taps of
   a cache-sized band of rows and multiplies them with all filters at once; eager training
-  uses the same forward and recomputes one band at a time in the backward pass; traced code
+  uses the same forward and recomputes one band at a time in the backward pass (in closed
+  form, two matrix products per band, for dense filters and the gaussian K); traced code
   (torch.compile, torch.export) loops over the taps of the whole grid, checkpointing each
   tap when gradients are needed;
 - the transposed layer is split into its stride*stride output phases (sub-pixel
@@ -80,7 +81,8 @@ def _accumulate(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts,
       checkpointed when gradients are needed;
     - eager inference: band by band of output rows (:func:`_accumulate_bands`);
     - eager training: the banded forward, and a backward that recomputes one band at a time
-      under autograd (:class:`_BandedPac`), so saved state stays band-sized.
+      (:class:`_BandedPac`: closed form for dense gaussian layers, autograd otherwise), so
+      saved state stays band-sized.
     """
     need_grad = torch.is_grad_enabled() and any(
         t is not None and t.requires_grad
@@ -100,9 +102,11 @@ _GRAD_BAND_ELEMENTS = 1 << 18
 
 
 class _BandedPac(torch.autograd.Function):
-    """Autograd for the eager schedule. The forward saves only its (padded) inputs; the
-    backward re-runs :func:`_accumulate_grid` on one band of output rows at a time with
-    autograd on, and adds that band's gradients into full-size buffers."""
+    """Autograd for the eager schedule. The forward saves only its (padded) inputs. The
+    backward works on one band of output rows at a time and adds that band's gradients into
+    full-size buffers: in closed form for dense filters and the gaussian kernel (what the
+    networks train, :meth:`_dense_backward`), otherwise by re-running the band's taps under
+    autograd."""
 
     @staticmethod
     def run(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda):
@@ -143,51 +147,165 @@ class _BandedPac(torch.autograd.Function):
     def backward(ctx, g_num, g_z, _g_count):
         meta, tensors = ctx.meta, ctx.saved_tensors
         xp, fp, mp, vp, centre, inv_alpha, inv_lambda, taps, kernel_taps = _BandedPac._unpack(meta, tensors)
-        (ho, wo), (sy, _) = meta["out_hw"], meta["stride"]
-        reach = max(dy for dy, _ in meta["offsets"]) + 1
+        (ho, wo), (sy, sx) = meta["out_hw"], meta["stride"]
         grads = [torch.zeros_like(t) if ctx.needs_input_grad[i + 1] else None for i, t in enumerate(tensors)]
-        # Which saved tensors live on the input lattice (sliced by input rows) and which on
-        # the output grid (sliced by output rows); the rest (weights, alpha, lambda) whole.
-        n_lattice = sum(meta["has"][:4])
-        n_centre = int(meta["has"][4])
-        n_whole = sum(meta["has"][5:]) + sum(meta["w_given"])
+        g_of = dict(zip(_BandedPac._names(meta), grads))
+        if _BandedPac._dense_ok(meta, tensors, g_of):
+            _BandedPac._dense_backward(meta, xp, fp, mp, vp, centre, taps, kernel_taps, g_num, g_z, g_of)
+            return (None, *grads)
+        tap_fn = functools.partial(_tap, **meta["opts"])
         width = max(xp.shape[1], g_num.shape[1])
         band = max(1, _GRAD_BAND_ELEMENTS // max(1, xp.shape[0] * wo * width))
         for y0 in range(0, ho, band):
             y1 = min(ho, y0 + band)
-            parts = []
-            for i, t in enumerate(tensors):
-                if i < n_lattice:
-                    part = t[:, :, y0 * sy : (y1 - 1) * sy + reach]
-                elif i < n_lattice + n_centre or i >= n_lattice + n_centre + n_whole:
-                    part = t[..., y0:y1, :]
-                else:
-                    part = t
-                parts.append(part.detach().requires_grad_(grads[i] is not None))
-            bxp, bfp, bmp, bvp, bc, ba, bl, btaps, bkt = _BandedPac._unpack(meta, parts)
+            rows = y1 - y0
+            # Every tap reads its own strided window of the lattice tensors; each window is
+            # a leaf of its own, so its gradient is added straight into the window of the
+            # full-size buffer (autograd through the slices would zero-fill and copy a
+            # band-sized tensor per tap and then sum them).
+            leaves, where = [], []
+
+            def leaf(t, key, window):
+                if t is None:
+                    return None
+                part = t[window].detach()
+                if g_of.get(key) is None:
+                    return part
+                part.requires_grad_(True)
+                leaves.append(part)
+                where.append((g_of[key], window))
+                return part
+
+            out_rows = (Ellipsis, slice(y0, y1), slice(None))
+            bc = leaf(centre, "centre", out_rows)
+            ba = leaf(inv_alpha, "inv_alpha", (Ellipsis,))
+            bl = leaf(inv_lambda, "inv_lambda", (Ellipsis,))
             with torch.enable_grad():
-                n_b, z_b, _ = _accumulate_grid(bxp, bfp, bmp, bvp, bc, btaps, meta["stride"], (y1 - y0, wo), bkt,
-                                               meta["opts"], ba, bl, need_grad=False)
-                outs, gouts = [n_b], [g_num[:, :, y0:y1]]
-                if z_b is not None and g_z.numel() and z_b.requires_grad:
-                    outs.append(z_b)
+                num = z = None
+                for j, ((dy, dx, w), k_pre) in enumerate(zip(taps, kernel_taps)):
+                    win = (slice(None), slice(None), slice(y0 * sy + dy, y0 * sy + dy + (rows - 1) * sy + 1, sy),
+                           slice(dx, dx + (wo - 1) * sx + 1, sx))
+                    bw = leaf(w, f"w{j}", (Ellipsis,))
+                    bk = leaf(k_pre, f"k{j}", out_rows)
+                    c, zc = tap_fn(leaf(xp, "xp", win), leaf(fp, "fp", win), leaf(mp, "mp", win), leaf(vp, "vp", win),
+                                   bc, bk, bw, ba, bl)
+                    num = c if num is None else num + c
+                    if zc is not None and zc.requires_grad:
+                        z = zc if z is None else z + zc
+                outs, gouts = [num], [g_num[:, :, y0:y1]]
+                if z is not None and g_z.numel():
+                    outs.append(z)
                     gouts.append(g_z[:, :, y0:y1])
-                wanted = [p for p, g in zip(parts, grads) if g is not None]
-                got = torch.autograd.grad(outs, wanted, gouts, allow_unused=True)
-            got = iter(got)
-            for i, g in enumerate(grads):
-                if g is None:
-                    continue
-                gb = next(got)
-                if gb is None:
-                    continue
-                if i < n_lattice:
-                    g[:, :, y0 * sy : (y1 - 1) * sy + reach] += gb
-                elif i < n_lattice + n_centre or i >= n_lattice + n_centre + n_whole:
-                    g[..., y0:y1, :] += gb
-                else:
-                    g += gb
+                got = torch.autograd.grad(outs, leaves, gouts, allow_unused=True) if leaves else ()
+            for (g, window), gb in zip(where, got):
+                if gb is not None:
+                    g[window] += gb
         return (None, *grads)
+
+    @staticmethod
+    def _dense_ok(meta, tensors, g_of):
+        """The closed-form backward covers what the networks train: dense filters, the
+        gaussian kernel (or precomputed K), and no gradient for the mask or Z-validity."""
+        return (all(meta["w_given"]) and meta["opts"]["kt"].name == "gaussian"
+                and g_of.get("mp") is None and g_of.get("vp") is None
+                and len({t.dtype for t in tensors if t.is_floating_point()}) == 1
+                and all(t.dim() == 2 for k, t in zip(_BandedPac._names(meta), tensors) if k.startswith("w")))
+
+    @staticmethod
+    def _names(meta):
+        """The saved tensors' names in _unpack's order: lattice, centre, alpha, lambda, then
+        each tap's filter "w<j>" and precomputed kernel "k<j>"."""
+        names = [n for n, h in zip(("xp", "fp", "mp", "vp", "centre", "inv_alpha", "inv_lambda"), meta["has"]) if h]
+        names += [f"w{j}" for j, g in enumerate(meta["w_given"]) if g]
+        return names + [f"k{j}" for j, g in enumerate(meta["kt_given"]) if g]
+
+    @staticmethod
+    def _dense_backward(meta, xp, fp, mp, vp, centre, taps, kernel_taps, g_num, g_z, g_of):
+        """Closed-form gradients of the banded forward for dense filters, band by band.
+
+        With cols[p, (t, c)] = x_t[p, c] * K_t[p] * m_t[p] (the forward's im2col buffer) and
+        out = cols @ W^T: dW = g^T @ cols and dcols = g @ W are one matrix product each per
+        band (instead of a small product and its backward per tap); then dx_t = dcols_t *
+        K_t * m_t, dK_t = <dcols_t, x_t> * m_t (+ g_Z * v_t when Z sums K), and for the
+        gaussian K_t = exp(-|d_t|^2 / 2) with d_t = f_t - f_centre: df_t = -dK_t * K_t * d_t
+        and df_centre = -sum_t df_t (per channel when channel-wise). Bands are sized like the
+        forward's (:data:`_BAND_ELEMENTS`): the band's tensors are plain buffers, no graph.
+        """
+        (ho, wo), (sy, sx) = meta["out_hw"], meta["stride"]
+        opts = meta["opts"]
+        channel_wise, z_use_k = opts["channel_wise"], opts["z_use_k"]
+        b, cin = xp.shape[0], xp.shape[1]
+        n_taps = len(taps)
+        cout = taps[0][2].shape[0]
+        to_cl = lambda t: None if t is None else t.permute(0, 2, 3, 1)  # noqa: E731
+        xl, ml, vl = to_cl(xp).contiguous(), to_cl(mp), to_cl(vp)
+        g_x = g_of.get("xp")
+        g_xl = None if g_x is None else xl.new_zeros(xl.shape)
+        g_f, g_c = g_of.get("fp"), g_of.get("centre")
+        need_k = g_f is not None or g_c is not None or any(g_of.get(f"k{j}") is not None for j in range(n_taps))
+        w_all = torch.stack([w for _, _, w in taps], 1).reshape(cout, n_taps * cin)
+        want_w = any(g_of.get(f"w{j}") is not None for j in range(n_taps))
+        g_w_all = torch.zeros_like(w_all) if want_w else None
+        g_zl = to_cl(g_z) if (g_z is not None and g_z.numel() and vl is not None and z_use_k) else None
+        band = max(1, min(ho, _BAND_ROWS, _BAND_ELEMENTS // max(1, b * wo * n_taps * cin)))
+        cols = xl.new_empty(b, band, wo, n_taps, cin)
+        for y0 in range(0, ho, band):
+            y1 = min(ho, y0 + band)
+            bh = y1 - y0
+            rows = slice(y0 * sy, (y1 - 1) * sy + 1, sy)
+            kms, ks, diffs = [], [], []
+            for t, (dy, dx, _) in enumerate(taps):
+                r = slice(rows.start + dy, rows.stop + dy, sy)
+                c = slice(dx, dx + (wo - 1) * sx + 1, sx)
+                if kernel_taps[t] is not None:
+                    k, d = kernel_taps[t][:, :, y0:y1], None
+                else:
+                    d = fp[:, :, r, c] - centre[:, :, y0:y1]
+                    d2 = d * d
+                    k = torch.exp(-0.5 * (d2 if channel_wise else d2.sum(1, keepdim=True)))
+                kl = to_cl(k)
+                km = kl if ml is None else kl * ml[:, r, c]
+                torch.mul(xl[:, r, c], km, out=cols[:, :bh, :, t])
+                kms.append(km)
+                ks.append(k)
+                diffs.append(d)
+            flat = cols[:, :bh].reshape(-1, n_taps * cin)
+            g_out = to_cl(g_num[:, :, y0:y1]).reshape(-1, cout)
+            if g_w_all is not None:
+                g_w_all.addmm_(g_out.t(), flat)
+            g_cols = (g_out @ w_all).reshape(b, bh, wo, n_taps, cin)
+            for t, (dy, dx, _) in enumerate(taps):
+                r = slice(rows.start + dy, rows.stop + dy, sy)
+                c = slice(dx, dx + (wo - 1) * sx + 1, sx)
+                gc = g_cols[:, :, :, t]
+                if g_xl is not None:
+                    g_xl[:, r, c].addcmul_(gc, kms[t])
+                if not need_k:
+                    continue
+                g_km = gc * xl[:, r, c]
+                if not channel_wise:
+                    g_km = g_km.sum(-1, keepdim=True)
+                g_k = g_km if ml is None else g_km * ml[:, r, c]
+                if g_zl is not None:
+                    g_k = g_k + g_zl[:, y0:y1] * vl[:, r, c]
+                g_k = g_k.permute(0, 3, 1, 2)
+                if kernel_taps[t] is not None:
+                    g_kt = g_of.get(f"k{t}")
+                    if g_kt is not None:
+                        g_kt[:, :, y0:y1] += g_k
+                    continue
+                g_d = (g_k * ks[t]).neg_() * diffs[t]
+                if g_f is not None:
+                    g_f[:, :, r, c] += g_d
+                if g_c is not None:
+                    g_c[:, :, y0:y1] -= g_d
+        if g_xl is not None:
+            g_x.copy_(g_xl.permute(0, 3, 1, 2))
+        if g_w_all is not None:
+            g_w = g_w_all.reshape(cout, n_taps, cin)
+            for j in range(n_taps):
+                if g_of.get(f"w{j}") is not None:
+                    g_of[f"w{j}"].copy_(g_w[:, j])
 
 
 def _accumulate_bands(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda):

@@ -43,8 +43,11 @@ def schedule(request, monkeypatch):
 def grad_schedule(request, monkeypatch):
     """Eager backward recomputes band by band (one band or several); traced code runs the
     checkpointed whole-grid schedule, forced here by pretending to be compiling."""
-    monkeypatch.setattr(PF, "_GRAD_BAND_ELEMENTS", 20 if request.param == "bands" else 1 << 40)
-    monkeypatch.setattr(PF, "_BAND_ELEMENTS", 200)
+    one = request.param == "one_band"
+    monkeypatch.setattr(PF, "_GRAD_BAND_ELEMENTS", 1 << 40 if one else 20)
+    # The closed-form dense backward bands like the forward.
+    monkeypatch.setattr(PF, "_BAND_ELEMENTS", 1 << 40 if one else 200)
+    monkeypatch.setattr(PF, "_BAND_ROWS", 1 << 30)
     if request.param == "traced":
         monkeypatch.setattr(PF.torch.compiler, "is_compiling", lambda: True)
     return request.param
@@ -172,6 +175,34 @@ def test_transposed_gradients_match_reference(kernel_type, use_mask, grad_schedu
         ts += [alpha, lam]
     gf = grads(lambda: PF.pac_conv_transpose2d(x, g, w, b, 2, 2, 1, **kw), ts)
     gr = grads(lambda: R.pac_conv_transpose2d(x, g, w, b, 2, 2, 1, **kw), ts)
+    for a, r in zip(gf, gr):
+        torch.testing.assert_close(a, r, atol=1e-10, rtol=1e-10)
+
+
+@pytest.mark.parametrize("norm", NORMS[:2])
+@pytest.mark.parametrize("use_mask", [False, True])
+def test_channel_wise_and_precomputed_kernel_gradients_match_reference(norm, use_mask, grad_schedule):
+    """The cases the dense backward handles besides the networks' own: one kernel per
+    channel, and a precomputed K that itself needs a gradient (conv and transposed)."""
+    # Channel-wise Z normalises each output channel by its own channel's Z: Cout = Cin.
+    x, f, w, b = leaf(rand(2, 3, 9, 8)), leaf(rand(2, 3, 9, 8)), leaf(rand(3, 3, 3, 3)), leaf(rand(3))
+    mask = (rand(2, 1, 9, 8) > -0.3).to(D) if use_mask else None
+    kw = dict(mask=mask, **norm)
+    for s, p, d in [(1, 1, 1), (2, 2, 2)]:
+        gf = grads(lambda: PF.pac_conv2d(x, f, w, b, s, p, d, channel_wise=True, **kw), [x, f, w, b])
+        gr = grads(lambda: R.pac_conv2d(x, f, w, b, s, p, d, channel_wise=True, **kw), [x, f, w, b])
+        for a, r in zip(gf, gr):
+            torch.testing.assert_close(a, r, atol=1e-10, rtol=1e-10)
+    k = leaf(rand(2, 1, 3, 3, 9, 8).abs())
+    gf = grads(lambda: PF.pac_conv2d(x, None, w, b, 1, 1, kernel=k, **kw), [x, w, b, k])
+    gr = grads(lambda: R.pac_conv2d(x, None, w, b, 1, 1, kernel=k, **kw), [x, w, b, k])
+    for a, r in zip(gf, gr):
+        torch.testing.assert_close(a, r, atol=1e-10, rtol=1e-10)
+    xt, wt, kt = leaf(rand(2, 3, 6, 5)), leaf(rand(3, 4, 5, 5)), leaf(rand(2, 1, 5, 5, 12, 10).abs())
+    mt = (rand(2, 1, 6, 5) > -0.3).to(D) if use_mask else None
+    kwt = dict(mask=mt, kernel=kt, **norm)
+    gf = grads(lambda: PF.pac_conv_transpose2d(xt, None, wt, None, 2, 2, 1, **kwt), [xt, wt, kt])
+    gr = grads(lambda: R.pac_conv_transpose2d(xt, None, wt, None, 2, 2, 1, **kwt), [xt, wt, kt])
     for a, r in zip(gf, gr):
         torch.testing.assert_close(a, r, atol=1e-10, rtol=1e-10)
 
