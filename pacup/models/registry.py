@@ -97,7 +97,7 @@ _RELEASED: dict[str, tuple[str, dict]] = {
     "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}),
     "depth-x8": ("345b6c03e35ce47c257b3100b4422c95cacd5c95558a038a6bbcb715f57bd494", {"motorcycle_rmse_255": 9.4173, "vs_bicubic": 0.809}),
     "flow-x16": ("1e54a90c28b7c074acb7a58a6f87c8616a406e1d378c195843e0eb3c79bcfbce", {"flyingchairs9_epe": 1.5548, "vs_bicubic": 0.93}),
-    "flow-x4": ("2e9f61338cf5f8736ab8f34b2d08e5f482cac61584421b55047d96d04f0506cc", {"flyingchairs9_epe": 0.3278, "vs_bicubic": 0.542}),
+    "flow-x4": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}),
     "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}),
 }
 
