@@ -1100,7 +1100,7 @@ def train(
     init: Annotated[InitKind, typer.Option(
         "--init", help="Weight init: PyTorch's default (the released models), or he (He-normal with the true "
         "fan-in of the stride-2 layers, which keeps the signal's scale through deep decoders).")] = InitKind.default,
-    seed: Annotated[int, typer.Option("--seed", help="Model init and data order.")] = 0,
+    seed: Annotated[int, typer.Option("--seed", help="Model init, synthetic scenes and their order.")] = 0,
     synthetic_pool: Annotated[int, typer.Option(
         "--synthetic-pool", min=1,
         help="Synthetic scenes per epoch (kept in memory when the run comes back to them).")] = 2000,

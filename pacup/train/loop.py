@@ -402,7 +402,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         steps, batch, crop (full-res px), lr: the schedule. lr_schedule: ``'cosine'``/``'constant'``.
         out_dir: where log, checkpoints and the final model go. resume: continue from them.
         device: ``'cpu'``/``'cuda'``. amp: bfloat16 autocast (default: on for CUDA).
-        seed: model init and data order. threads: ``torch.set_num_threads``.
+        seed: model init, synthetic scenes and data order. threads: ``torch.set_num_threads``.
         log_every, ckpt_every, val_every, val_size: logging, checkpoints, validation.
         ablation: None, ``'k1'`` or ``'concat'`` (:mod:`pacup.train.ablations`).
         loss: ``'l1'`` or ``'mse'`` (normalised space). method: degradation (default
