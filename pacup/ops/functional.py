@@ -148,11 +148,13 @@ class _BandedPac(torch.autograd.Function):
         meta, tensors = ctx.meta, ctx.saved_tensors
         xp, fp, mp, vp, centre, inv_alpha, inv_lambda, taps, kernel_taps = _BandedPac._unpack(meta, tensors)
         (ho, wo), (sy, sx) = meta["out_hw"], meta["stride"]
-        grads = [torch.zeros_like(t) if ctx.needs_input_grad[i + 1] else None for i, t in enumerate(tensors)]
-        g_of = dict(zip(_BandedPac._names(meta), grads))
-        if _BandedPac._dense_ok(meta, tensors, g_of):
-            _BandedPac._dense_backward(meta, xp, fp, mp, vp, centre, taps, kernel_taps, g_num, g_z, g_of)
-            return (None, *grads)
+        names = _BandedPac._names(meta)
+        wanted = {n for n, need in zip(names, ctx.needs_input_grad[1:]) if need}
+        if _BandedPac._dense_ok(meta, tensors, names, wanted):
+            got = _BandedPac._dense_backward(meta, xp, fp, mp, vp, centre, taps, kernel_taps, g_num, g_z, wanted)
+            return (None, *(got.get(n) for n in names))
+        grads = [torch.zeros_like(t) if n in wanted else None for n, t in zip(names, tensors)]
+        g_of = dict(zip(names, grads))
         tap_fn = functools.partial(_tap, **meta["opts"])
         width = max(xp.shape[1], g_num.shape[1])
         band = max(1, _GRAD_BAND_ELEMENTS // max(1, xp.shape[0] * wo * width))
@@ -203,13 +205,12 @@ class _BandedPac(torch.autograd.Function):
         return (None, *grads)
 
     @staticmethod
-    def _dense_ok(meta, tensors, g_of):
+    def _dense_ok(meta, tensors, names, wanted):
         """The closed-form backward covers what the networks train: dense filters, the
         gaussian kernel (or precomputed K), and no gradient for the mask or Z-validity."""
-        return (all(meta["w_given"]) and meta["opts"]["kt"].name == "gaussian"
-                and g_of.get("mp") is None and g_of.get("vp") is None
+        return (all(meta["w_given"]) and meta["opts"]["kt"].name == "gaussian" and not {"mp", "vp"} & wanted
                 and len({t.dtype for t in tensors if t.is_floating_point()}) == 1
-                and all(t.dim() == 2 for k, t in zip(_BandedPac._names(meta), tensors) if k.startswith("w")))
+                and all(t.dim() == 2 for n, t in zip(names, tensors) if n.startswith("w")))
 
     @staticmethod
     def _names(meta):
@@ -220,8 +221,9 @@ class _BandedPac(torch.autograd.Function):
         return names + [f"k{j}" for j, g in enumerate(meta["kt_given"]) if g]
 
     @staticmethod
-    def _dense_backward(meta, xp, fp, mp, vp, centre, taps, kernel_taps, g_num, g_z, g_of):
-        """Closed-form gradients of the banded forward for dense filters, band by band.
+    def _dense_backward(meta, xp, fp, mp, vp, centre, taps, kernel_taps, g_num, g_z, wanted):
+        """Closed-form gradients of the banded forward for dense filters, band by band; returns
+        {saved tensor name: gradient} for the names in ``wanted`` (None: zero).
 
         With cols[p, (t, c)] = x_t[p, c] * K_t[p] * m_t[p] (the forward's im2col buffer) and
         out = cols @ W^T: dW = g^T @ cols and dcols = g @ W are one matrix product each per
@@ -239,12 +241,14 @@ class _BandedPac(torch.autograd.Function):
         cout = taps[0][2].shape[0]
         to_cl = lambda t: None if t is None else t.permute(0, 2, 3, 1)  # noqa: E731
         xl, ml, vl = to_cl(xp).contiguous(), to_cl(mp), to_cl(vp)
-        g_x = g_of.get("xp")
-        g_xl = None if g_x is None else xl.new_zeros(xl.shape)
-        g_f, g_c = g_of.get("fp"), g_of.get("centre")
-        need_k = g_f is not None or g_c is not None or any(g_of.get(f"k{j}") is not None for j in range(n_taps))
+        # Gradient buffers only for what is wanted: dx accumulates channels-last like xl.
+        g_xl = xl.new_zeros(xl.shape) if "xp" in wanted else None
+        g_f = torch.zeros_like(fp) if "fp" in wanted else None
+        g_c = torch.zeros_like(centre) if "centre" in wanted else None
+        g_kts = [torch.zeros_like(k) if f"k{j}" in wanted else None for j, k in enumerate(kernel_taps)]
+        need_k = g_f is not None or g_c is not None or any(g is not None for g in g_kts)
         w_all = torch.stack([w for _, _, w in taps], 1).reshape(cout, n_taps * cin)
-        want_w = any(g_of.get(f"w{j}") is not None for j in range(n_taps))
+        want_w = any(f"w{j}" in wanted for j in range(n_taps))
         g_w_all = torch.zeros_like(w_all) if want_w else None
         g_zl = to_cl(g_z) if (g_z is not None and g_z.numel() and vl is not None and z_use_k) else None
         band = max(1, min(ho, _BAND_ROWS, _BAND_ELEMENTS // max(1, b * wo * n_taps * cin)))
@@ -252,11 +256,11 @@ class _BandedPac(torch.autograd.Function):
         for y0 in range(0, ho, band):
             y1 = min(ho, y0 + band)
             bh = y1 - y0
-            rows = slice(y0 * sy, (y1 - 1) * sy + 1, sy)
+            # Each tap's window of the lattice (rows, cols) for this band.
+            wins = [(slice(y0 * sy + dy, (y1 - 1) * sy + dy + 1, sy), slice(dx, dx + (wo - 1) * sx + 1, sx))
+                    for dy, dx, _ in taps]
             kms, ks, diffs = [], [], []
-            for t, (dy, dx, _) in enumerate(taps):
-                r = slice(rows.start + dy, rows.stop + dy, sy)
-                c = slice(dx, dx + (wo - 1) * sx + 1, sx)
+            for t, (r, c) in enumerate(wins):
                 if kernel_taps[t] is not None:
                     k, d = kernel_taps[t][:, :, y0:y1], None
                 else:
@@ -274,9 +278,7 @@ class _BandedPac(torch.autograd.Function):
             if g_w_all is not None:
                 g_w_all.addmm_(g_out.t(), flat)
             g_cols = (g_out @ w_all).reshape(b, bh, wo, n_taps, cin)
-            for t, (dy, dx, _) in enumerate(taps):
-                r = slice(rows.start + dy, rows.stop + dy, sy)
-                c = slice(dx, dx + (wo - 1) * sx + 1, sx)
+            for t, (r, c) in enumerate(wins):
                 gc = g_cols[:, :, :, t]
                 if g_xl is not None:
                     g_xl[:, r, c].addcmul_(gc, kms[t])
@@ -290,22 +292,20 @@ class _BandedPac(torch.autograd.Function):
                     g_k = g_k + g_zl[:, y0:y1] * vl[:, r, c]
                 g_k = g_k.permute(0, 3, 1, 2)
                 if kernel_taps[t] is not None:
-                    g_kt = g_of.get(f"k{t}")
-                    if g_kt is not None:
-                        g_kt[:, :, y0:y1] += g_k
+                    if g_kts[t] is not None:
+                        g_kts[t][:, :, y0:y1] += g_k
                     continue
                 g_d = (g_k * ks[t]).neg_() * diffs[t]
                 if g_f is not None:
                     g_f[:, :, r, c] += g_d
                 if g_c is not None:
                     g_c[:, :, y0:y1] -= g_d
-        if g_xl is not None:
-            g_x.copy_(g_xl.permute(0, 3, 1, 2))
+        got = {"xp": None if g_xl is None else g_xl.permute(0, 3, 1, 2), "fp": g_f, "centre": g_c}
+        got.update((f"k{j}", g) for j, g in enumerate(g_kts))
         if g_w_all is not None:
             g_w = g_w_all.reshape(cout, n_taps, cin)
-            for j in range(n_taps):
-                if g_of.get(f"w{j}") is not None:
-                    g_of[f"w{j}"].copy_(g_w[:, j])
+            got.update((f"w{j}", g_w[:, j]) for j in range(n_taps))
+        return {n: g for n, g in got.items() if n in wanted}
 
 
 def _accumulate_bands(xp, fp, mp, vp, centre, taps, stride, out_hw, kernel_taps, opts, inv_alpha, inv_lambda):
