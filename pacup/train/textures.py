@@ -31,13 +31,13 @@ import numpy as np
 from PIL import Image
 
 # Photographs bundled in the scikit-image wheel (checked for 0.26): readable offline.
-# Colour photos and grey photos (the latter are tinted with random colours).
+# Colour photos and grey photos (the latter are tinted with random colours). Not
+# motorcycle_left.png: it is the guide of the Middlebury dev image the models are scored on.
 PHOTO_FILES = (
     "astronaut.png",
     "coffee.png",
     "chelsea.png",
     "rocket.jpg",
-    "motorcycle_left.png",
     "ihc.png",
     "camera.png",
     "brick.png",
