@@ -467,12 +467,15 @@ def _rand_tex(rng, f, z, photo_p=0.4, k=None):
     return _tex_for(rng, T.random_texture(rng, photo_p), f, z, k)
 
 
-def make_depth_scene(seed: int, height: int, width: int, return_scene: bool = False) -> dict:
+def make_depth_scene(seed: int, height: int, width: int, return_scene: bool = False,
+                     clutter: float = 0.0) -> dict:
     """A random indoor-like RGB-D frame, deterministic in ``seed``.
 
     Returns ``dict(rgb=uint8 (H, W, 3), depth=float32 (H, W))``; depth is z-depth in
     metres, finite and > 0 everywhere, roughly 0.5-10 m. With ``return_scene`` the
-    :class:`DepthScene` is included under ``"scene"``.
+    :class:`DepthScene` is included under ``"scene"``. ``clutter``: probability that the
+    scene also gets :func:`_add_clutter`'s shelves, open frames and heaps of small objects
+    (drawn from a stream of their own, so the rest of the scene is the same either way).
     """
     rng = np.random.default_rng(seed)
     H, W = int(height), int(width)
@@ -530,13 +533,13 @@ def make_depth_scene(seed: int, height: int, width: int, return_scene: bool = Fa
             dt = _rand_tex(rng, f, t, photo_p=0.6, k=_loguniform(rng, 0.5, 2.0))
             room.decals[sub].append(Decal(c, half, dt, ellipse=rng.random() < 0.25))
 
-    def place(z_lo=0.7, margin=0.3):
-        """Random pixel -> world point inside the room, in front of the wall."""
-        u, v = rng.uniform(0.05, 0.95) * W, rng.uniform(0.1, 0.95) * H
+    def place(z_lo=0.7, margin=0.3, g=rng):
+        """Random pixel -> world point inside the room, in front of the wall (drawn from ``g``)."""
+        u, v = g.uniform(0.05, 0.95) * W, g.uniform(0.1, 0.95) * H
         d, t, _ = room_hit(u, v)
         if not np.isfinite(t) or t - margin < z_lo:
             return None
-        z = _loguniform(rng, z_lo, t - margin)
+        z = _loguniform(g, z_lo, t - margin)
         return (z * d).astype(np.float64)
 
     def clamp_in_room(P, ext):
@@ -646,6 +649,11 @@ def make_depth_scene(seed: int, height: int, width: int, return_scene: bool = Fa
                 if ok(P, hl):
                     prims.append(Cylinder(P, R, r, hl, tex))
 
+    if clutter > 0:
+        crng = np.random.default_rng([seed, 5])
+        if crng.random() < clutter:
+            _add_clutter(crng, prims, lambda **kw: place(g=crng, **kw), f, cam_h, R_cam)
+
     # --- light
     scene.light_pos = np.array([rng.uniform(lo[0], hi[0]), lo[1] + rng.uniform(0.1, 0.6),
                                 rng.uniform(0.0, D)], np.float32)
@@ -659,6 +667,86 @@ def make_depth_scene(seed: int, height: int, width: int, return_scene: bool = Fa
     if return_scene:
         out["scene"] = scene
     return out
+
+
+def _add_clutter(rng, prims: list, place, f: float, floor_y: float, R_cam) -> None:
+    """Dense depth edges, as in real rooms (workshops, shelves, vehicles): more edges per
+    pixel and more kinds of silhouette than the few objects of the base scene.
+
+    * shelf units: thin boards on thin posts, a row of boxes of mixed sizes on each board;
+    * open frames: rings of thin rods (wheel rims, chair backs, railings) with spokes or
+      cross bars, the background showing through;
+    * heaps: 5-20 small boxes, spheres and cylinders close together at one depth.
+    """
+    for _ in range(int(rng.integers(1, 4))):
+        P = place(z_lo=1.0, margin=0.4)
+        if P is None:
+            continue
+        z = float(P @ R_cam[:, 2])
+        kind = rng.choice(3, p=[0.3, 0.35, 0.35])
+        if kind == 0:  # shelf unit
+            w, dpt = rng.uniform(0.5, 1.5), rng.uniform(0.2, 0.45)
+            levels = int(rng.integers(2, 5))
+            gap = rng.uniform(0.25, 0.45)
+            R = _ry(rng.uniform(-0.6, 0.6))
+            tex = _rand_tex(rng, f, z)
+            base_y = floor_y
+            for lv in range(levels):
+                y = base_y - (lv + 0.3) * gap
+                c = P.copy()
+                c[1] = y
+                prims.append(Box(c, R, np.array([w / 2, rng.uniform(0.01, 0.025), dpt / 2]), tex))
+                x = -w / 2 + 0.03
+                while x < w / 2 - 0.05:
+                    bw = rng.uniform(0.04, 0.2)
+                    bh = rng.uniform(0.05, gap * 0.85)
+                    if rng.random() < 0.75 and x + bw < w / 2:
+                        bc = c + R @ np.array([x + bw / 2, -bh / 2 - 0.02, rng.uniform(-0.3, 0.3) * dpt])
+                        prims.append(Box(bc, R @ _ry(rng.uniform(-0.3, 0.3)), np.array([bw / 2, bh / 2,
+                                         rng.uniform(0.3, 0.5) * dpt]), _rand_tex(rng, f, z)))
+                    x += bw + rng.uniform(0.0, 0.08)
+            post_r = rng.uniform(0.01, 0.025)
+            hl = (levels * gap) / 2
+            for sx in (-1, 1):
+                for sz in (-1, 1):
+                    c = P + R @ np.array([sx * w / 2, 0, sz * dpt / 2])
+                    c[1] = base_y - hl
+                    prims.append(Cylinder(c, np.eye(3), post_r, hl, tex))
+        elif kind == 1:  # open frame: a ring of rods with spokes
+            rad = rng.uniform(0.15, 0.5) * min(1.0, z / 2)
+            rod = rng.uniform(1.5, 5.0) * z / f
+            n = int(rng.integers(10, 20))
+            R = _random_rotation(rng) if rng.random() < 0.4 else _ry(rng.uniform(-1.2, 1.2))
+            tex = _rand_tex(rng, f, z, photo_p=0.2)
+            pts = [P + R @ np.array([rad * math.cos(a), rad * math.sin(a), 0.0])
+                   for a in np.linspace(0, 2 * math.pi, n + 1)]
+            spokes = int(rng.integers(0, 9))
+            ends = [(pts[i], pts[i + 1], rod) for i in range(n)]
+            ends += [(P, pts[int(i * n / max(spokes, 1))], rod * rng.uniform(0.4, 0.8)) for i in range(spokes)]
+            for a, b, r in ends:
+                a, b = np.asarray(a, np.float64), np.asarray(b, np.float64)
+                axis = b - a
+                ln = float(np.linalg.norm(axis))
+                if ln < 1e-6:
+                    continue
+                y = axis / ln
+                x = np.cross(y, [0.3, 0.5, 0.8])
+                x /= np.linalg.norm(x)
+                Rr = np.stack([x, y, np.cross(x, y)], 1)
+                prims.append(Cylinder((a + b) / 2, Rr, r, ln / 2 + r, tex))
+        else:  # heap of small objects
+            for _ in range(int(rng.integers(5, 21))):
+                c = P + rng.normal(0, 0.12, 3) * np.array([1.5, 1.0, 1.0])
+                sz = _loguniform(rng, 0.015, 0.08)
+                tex = _rand_tex(rng, f, z)
+                k = rng.integers(3)
+                if k == 0:
+                    prims.append(Box(c, _random_rotation(rng), sz * rng.uniform(0.4, 1.2, 3), tex))
+                elif k == 1:
+                    prims.append(Sphere(c, sz, tex, _random_rotation(rng)))
+                else:
+                    prims.append(Cylinder(c, _random_rotation(rng), sz * rng.uniform(0.2, 0.6),
+                                          sz * rng.uniform(0.8, 2.5), tex))
 
 
 # ========================================================================= flow scenes
@@ -698,8 +786,10 @@ class Shape:
     """A 2-D region in img0 pixel coordinates (x right, y down).
 
     kind ``"ellipse"`` (``half`` = semi-axes, ``angle``), ``"polygon"`` (``verts`` (n, 2),
-    even-odd rule) or ``"blob"`` (star-shaped: radius ``half[0] * (1 + sum a_k cos(k
-    theta + phi_k))`` with anisotropy ``half[1] / half[0]`` and rotation ``angle``).
+    even-odd rule), ``"blob"`` (star-shaped: radius ``half[0] * (1 + sum a_k cos(k
+    theta + phi_k))`` with anisotropy ``half[1] / half[0]`` and rotation ``angle``) or
+    ``"frame"`` (chair-like: the polygon ``verts`` (may be None) united with thick
+    segments ``strokes`` (m, 5) = x0, y0, x1, y1, half width, all in image pixels).
     """
 
     kind: str
@@ -708,10 +798,18 @@ class Shape:
     angle: float = 0.0
     verts: np.ndarray | None = None
     harm: np.ndarray | None = None  # (m, 3): k, a_k, phi_k for blobs
+    strokes: np.ndarray | None = None  # (m, 5): x0, y0, x1, y1, half width for frames
 
     def radius(self) -> float:
         if self.kind == "polygon":
             return float(np.linalg.norm(self.verts - self.centre, axis=1).max())
+        if self.kind == "frame":
+            st = np.asarray(self.strokes, np.float64)
+            r = float(np.max(np.hypot(st[:, [0, 2]] - self.centre[0], st[:, [1, 3]] - self.centre[1])
+                             + st[:, 4:5]))
+            if self.verts is not None:
+                r = max(r, float(np.linalg.norm(self.verts - self.centre, axis=1).max()))
+            return r
         r = float(np.max(self.half))
         if self.kind == "blob":
             r *= 1 + float(np.abs(self.harm[:, 1]).sum())
@@ -728,6 +826,19 @@ class Shape:
             return out
         px = x[idx] - cx
         py = y[idx] - cy
+        if self.kind == "frame":
+            ins = np.zeros(len(idx), bool)
+            if self.verts is not None:
+                ins = Shape("polygon", self.centre, verts=self.verts).contains(x[idx], y[idx])
+            for x0, y0, x1, y1, hw in np.asarray(self.strokes, np.float64).tolist():
+                # distance from each point to the segment (x0, y0)-(x1, y1)
+                ax, ay = x0 - cx, y0 - cy
+                dx, dy = x1 - x0, y1 - y0
+                t = np.clip(((px - ax) * dx + (py - ay) * dy) / max(dx * dx + dy * dy, 1e-12), 0.0, 1.0)
+                ex, ey = px - ax - t * dx, py - ay - t * dy
+                ins |= ex * ex + ey * ey <= hw * hw
+            out[idx] = ins
+            return out
         if self.kind == "polygon":
             v = (np.asarray(self.verts, np.float64) - self.centre).tolist()
             ins = np.zeros(len(idx), bool)
@@ -952,14 +1063,67 @@ def _random_shape(rng, H, W):
     return Shape("ellipse", np.array([cx, cy]), half, ang)
 
 
-def make_flow_scene(seed: int, height: int, width: int, return_layers: bool = False) -> dict:
+def _frame_shape(rng, H, W):
+    """A chair-like silhouette (:class:`Shape` kind ``"frame"``): a seat (a tilted
+    quadrilateral), 2-4 legs below it and, mostly, a back of two posts with 1-3 rails or
+    a solid panel; strokes 1-5 % of the image wide, so legs are a few pixels thin."""
+    m = min(H, W)
+    cx, cy = rng.uniform(-0.05, 1.05) * W, rng.uniform(-0.05, 1.05) * H
+    s = rng.uniform(0.12, 0.35) * m  # seat width
+    ang = rng.uniform(-0.5, 0.5)
+    rot = np.array([[math.cos(ang), -math.sin(ang)], [math.sin(ang), math.cos(ang)]])
+    depth = s * rng.uniform(0.15, 0.5)
+    skew = s * rng.uniform(-0.3, 0.3)
+    seat = np.array([[-s / 2, 0], [s / 2, 0], [s / 2 + skew, -depth], [-s / 2 + skew, -depth]])
+    lw = max(0.8, rng.uniform(0.01, 0.04) * s * 2)  # stroke half width
+    leg = s * rng.uniform(0.6, 1.3)
+    strokes = []
+    xs = (-s / 2 + lw, s / 2 - lw) + ((skew - s / 2 + lw, skew + s / 2 - lw) if rng.random() < 0.6 else ())
+    for i, x in enumerate(xs):
+        y0 = 0.0 if i < 2 else -depth
+        splay = rng.uniform(-0.15, 0.15) * leg
+        strokes.append([x, y0, x + splay, y0 + leg * (1 if i < 2 else rng.uniform(0.7, 0.95)), lw])
+    if rng.random() < 0.8:  # a back
+        bh = s * rng.uniform(0.6, 1.2)
+        bx = (-s / 2 + skew + lw, s / 2 + skew - lw)
+        lean = rng.uniform(-0.2, 0.2) * bh
+        for x in bx:
+            strokes.append([x, -depth, x + lean, -depth - bh, lw])
+        if rng.random() < 0.3:
+            seat_back = np.array([[bx[0], -depth - bh * 0.4], [bx[1], -depth - bh * 0.4],
+                                  [bx[1] + lean, -depth - bh], [bx[0] + lean, -depth - bh]])
+        else:
+            seat_back = None
+            for k in range(int(rng.integers(1, 4))):
+                f = 1.0 - k * rng.uniform(0.2, 0.35)
+                strokes.append([bx[0] + lean * f, -depth - bh * f, bx[1] + lean * f, -depth - bh * f,
+                                lw * rng.uniform(0.8, 2.0)])
+    else:
+        seat_back = None
+    st = np.asarray(strokes, np.float64)
+    c = np.array([cx, cy])
+    for a in (0, 2):
+        st[:, a : a + 2] = st[:, a : a + 2] @ rot.T + c
+    verts = seat @ rot.T + c
+    if seat_back is not None:  # a solid back: a second polygon drawn as a thick stroke pair
+        sb = seat_back @ rot.T + c
+        st = np.concatenate([st, [[*(sb[0] + sb[1]) / 2, *(sb[2] + sb[3]) / 2,
+                                   np.linalg.norm(sb[1] - sb[0]) / 2]]])
+    return Shape("frame", c, verts=verts, strokes=st)
+
+
+def make_flow_scene(seed: int, height: int, width: int, return_layers: bool = False,
+                    frames: float = 0.0) -> dict:
     """A random FlyingChairs-style frame pair, deterministic in ``seed``.
 
     Returns ``img0``, ``img1`` (uint8 (H, W, 3)), ``flow`` (float32 (H, W, 2), u right,
     v down, pixels, img0 -> img1), ``valid`` (bool: not occluded in img1) and ``inside``
     (bool: lands inside img1); see :func:`render_flow_layers`. Each layer translates by
     up to +-20 px (scaled by min(H, W)/256), rotates by up to 3 deg (background) or
-    12 deg (objects) and scales by 0.93-1.07.
+    12 deg (objects) and scales by 0.93-1.07. ``frames``: probability that an object is a
+    chair-like frame (:func:`_frame_shape`: thin legs and rails, the background showing
+    through) instead of a compact shape; drawn from a stream of their own, so the rest of
+    the scene is the same either way.
     """
     rng = np.random.default_rng(seed)
     H, W = int(height), int(width)
@@ -973,8 +1137,11 @@ def make_flow_scene(seed: int, height: int, width: int, return_layers: bool = Fa
         affine_about((W / 2, H / 2), math.radians(rng.uniform(-3, 3)), rng.uniform(0.96, 1.04),
                      rng.uniform(-tmax, tmax, 2)),
         None))
+    frng = np.random.default_rng([seed, 5]) if frames > 0 else None
     for _ in range(int(rng.integers(2, 7))):
         shape = _random_shape(rng, H, W)
+        if frng is not None and frng.random() < frames:
+            shape = _frame_shape(frng, H, W)
         if rng.random() < 0.15:  # hard case: object wearing the background's texture
             img, aff = bg, _random_tex_affine(rng, bg)
         else:
@@ -1084,17 +1251,21 @@ class SyntheticDepthDataset(_SynthBase):
       real stereo / RGB-D ground truth.
     """
 
-    def __init__(self, factor: int, crop: int = 128, method: str = "bicubic", occlusion: float = 0.0, **kw):
+    def __init__(self, factor: int, crop: int = 128, method: str = "bicubic", occlusion: float = 0.0,
+                 disparity: float = 0.0, clutter: float = 0.0, **kw):
         super().__init__(factor, crop, method, **kw)
-        if not 0.0 <= occlusion <= 1.0:
-            raise ValueError(f"occlusion must be a probability in [0, 1], got {occlusion!r}")
+        for name, p in (("occlusion", occlusion), ("disparity", disparity), ("clutter", clutter)):
+            if not 0.0 <= p <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
         self.occlusion = float(occlusion)
+        self.disparity = float(disparity)
+        self.clutter = float(clutter)
 
     def __getitem__(self, index):
         if not 0 <= index < self.length:
             raise IndexError(index)
         s = item_seed(self.seed, index)
-        scene = make_depth_scene(s, self.gen, self.gen)
+        scene = make_depth_scene(s, self.gen, self.gen, clutter=self.clutter)
         rng = np.random.default_rng([s, 1])
         ys, xs = self._crop_window(rng)
         rgb = scene["rgb"][ys, xs]
@@ -1107,6 +1278,11 @@ class SyntheticDepthDataset(_SynthBase):
             if orng.random() < self.occlusion:
                 max_d = self.crop * orng.uniform(0.02, 0.10)
                 tv &= ~stereo_occlusion(np.where(tv, depth, np.inf), max_d, right_view=bool(orng.random() < 0.5))
+        if self.disparity > 0 and np.random.default_rng([s, 3]).random() < self.disparity:
+            # Stereo and many networks give disparity (inverse depth): planes are then affine
+            # in the image and edges have other profiles; the scale is irrelevant after the
+            # per-image normalisation.
+            depth = (1.0 / depth).astype(np.float32)
         low, lv = degrade(depth, self.factor, self.method, valid=tv, noise_std=self.noise_std,
                           holes=self.holes, seed=deg_seed)
         return {
@@ -1130,14 +1306,17 @@ class SyntheticFlowDataset(_SynthBase):
       non-occluded metrics); see :func:`render_flow_layers`.
     """
 
-    def __init__(self, factor: int, crop: int = 128, method: str = "bilinear_aa", **kw):
+    def __init__(self, factor: int, crop: int = 128, method: str = "bilinear_aa", frames: float = 0.0, **kw):
         super().__init__(factor, crop, method, **kw)
+        if not 0.0 <= frames <= 1.0:
+            raise ValueError(f"frames must be a probability in [0, 1], got {frames!r}")
+        self.frames = float(frames)
 
     def __getitem__(self, index):
         if not 0 <= index < self.length:
             raise IndexError(index)
         s = item_seed(self.seed, index)
-        scene = make_flow_scene(s, self.gen, self.gen)
+        scene = make_flow_scene(s, self.gen, self.gen, frames=self.frames)
         rng = np.random.default_rng([s, 1])
         ys, xs = self._crop_window(rng)
         flow = scene["flow"][ys, xs]

@@ -326,6 +326,47 @@ def test_depth_dataset_occlusion():
         SyntheticDepthDataset(4, 64, occlusion=1.5)
 
 
+def test_depth_dataset_disparity_items_are_inverse_depth():
+    plain = SyntheticDepthDataset(4, 64, length=8, seed=5)
+    disp = SyntheticDepthDataset(4, 64, length=8, seed=5, disparity=0.5)
+    flipped = 0
+    for i in range(8):
+        a, b = plain[i], disp[i]
+        assert torch.equal(a["guide"], b["guide"])
+        if torch.equal(a["target"], b["target"]):
+            continue
+        flipped += 1
+        torch.testing.assert_close(b["target"], 1.0 / a["target"])
+        # The low-res input is the degradation of the disparity itself, not 1 / (low-res depth).
+        ref, _ = degrade(b["target"][0].numpy(), 4, "bicubic")
+        np.testing.assert_array_equal(b["low"][0].numpy(), ref)
+    assert 0 < flipped < 8
+    with pytest.raises(ValueError, match="disparity"):
+        SyntheticDepthDataset(4, 64, disparity=-0.1)
+
+
+def test_clutter_adds_depth_edges_and_keeps_the_rest_of_the_scene():
+    def edges(depth):
+        z = depth.astype(np.float64)
+        return ((np.abs(np.diff(z, axis=1)) > 0.05 * z[:, 1:]).sum()
+                + (np.abs(np.diff(z, axis=0)) > 0.05 * z[1:]).sum())
+
+    more = 0
+    for seed in range(6):
+        base = make_depth_scene(seed, 96, 96, return_scene=True)
+        busy = make_depth_scene(seed, 96, 96, return_scene=True, clutter=1.0)
+        n = len(base["scene"].prims)
+        assert len(busy["scene"].prims) >= n
+        # The base scene's own draws are untouched: same room, objects and camera.
+        for p, q in zip(base["scene"].prims, busy["scene"].prims[:n]):
+            assert type(p) is type(q) and np.array_equal(getattr(p, "c", 0), getattr(q, "c", 0))
+        assert np.array_equal(base["scene"].light_pos, busy["scene"].light_pos)
+        assert np.isfinite(busy["depth"]).all() and (busy["depth"] > 0).all()
+        more += edges(busy["depth"]) > edges(base["depth"])
+    assert more >= 4
+    assert make_depth_scene(2, 32, 32, clutter=0.0)["rgb"].tobytes() == make_depth_scene(2, 32, 32)["rgb"].tobytes()
+
+
 def test_flow_dataset_items_and_units():
     ds = SyntheticFlowDataset(factor=4, crop=64, method="point", length=3, seed=0)
     it = ds[1]
@@ -350,3 +391,27 @@ def test_full_size_generation_runs():
     f = make_flow_scene(123, 256, 256)
     assert d["depth"].shape == (256, 256) and f["flow"].shape == (256, 256, 2)
     assert math.isfinite(float(d["depth"].max()))
+
+
+def test_frame_shape_is_strokes_and_seat_with_gaps():
+    s = Shape("frame", np.array([50.0, 50.0]), verts=np.array([[40.0, 50], [60, 50], [60, 45], [40, 45]]),
+              strokes=np.array([[41.0, 50, 41, 70, 1.0], [59.0, 50, 59, 70, 1.0]]))
+    x = np.array([41.0, 59.0, 50.0, 50.0, 42.5, 30.0])
+    y = np.array([65.0, 69.5, 47.0, 60.0, 60.0, 60.0])
+    np.testing.assert_array_equal(s.contains(x, y), [True, True, True, False, False, False])
+    assert s.radius() >= np.hypot(9.0, 20.0) + 1.0 - 1e-9
+
+
+def test_flow_scene_frames_thin_objects_and_same_scene_otherwise():
+    a = make_flow_scene(4, 96, 128)
+    assert make_flow_scene(4, 96, 128, frames=0.0)["img0"].tobytes() == a["img0"].tobytes()
+    changed = 0
+    for seed in range(4):
+        o = make_flow_scene(seed, 96, 128, frames=1.0, return_layers=True)
+        kinds = {L.shape.kind for L in o["layers"][1:]}
+        assert kinds == {"frame"}
+        assert np.isfinite(o["flow"]).all()
+        changed += not np.array_equal(o["flow"], make_flow_scene(seed, 96, 128)["flow"])
+    assert changed == 4
+    with pytest.raises(ValueError, match="frames"):
+        SyntheticFlowDataset(4, 64, frames=2.0)
