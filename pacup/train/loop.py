@@ -88,6 +88,10 @@ class TrainConfig:
     noise_std: float = 0.0
     holes: float = 0.0
     occlusion: float = 0.0
+    disparity: float = 0.0
+    clutter: float = 0.0
+    frames: float = 0.0
+    guide_from_signal: bool = False
     zero_init_head: bool = False
     init: str = "default"
     synthetic_pool: int = 1000
@@ -170,17 +174,21 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
     from .synth import SyntheticDepthDataset, SyntheticFlowDataset
 
     method = cfg.method or ("bilinear_aa" if cfg.task == "flow" else "bicubic")
-    if cfg.occlusion and cfg.task != "depth":
-        raise ValueError("occlusion applies to synthetic depth only")
+    for name in ("occlusion", "disparity", "clutter"):
+        if getattr(cfg, name) and cfg.task != "depth":
+            raise ValueError(f"{name} applies to synthetic depth only")
+    if cfg.frames and cfg.task != "flow":
+        raise ValueError("frames applies to synthetic flow only")
     parts = []
     for k, spec in enumerate(cfg.data):
         if spec in ("synthetic", f"synthetic-{cfg.task}"):
             kw = dict(crop=cfg.crop, method=method, length=cfg.synthetic_pool, seed=cfg.seed,
                       noise_std=cfg.noise_std, holes=cfg.holes)
             if cfg.task == "flow":
-                parts.append(SyntheticFlowDataset(cfg.factor, **kw))
+                parts.append(SyntheticFlowDataset(cfg.factor, frames=cfg.frames, **kw))
             else:
-                parts.append(SyntheticDepthDataset(cfg.factor, occlusion=cfg.occlusion, **kw))
+                parts.append(SyntheticDepthDataset(cfg.factor, occlusion=cfg.occlusion, disparity=cfg.disparity,
+                                                   clutter=cfg.clutter, **kw))
         else:
             samples = load_dataset(spec, cfg.task, cfg.depth_scale)
             parts.append(FolderCrops(samples, cfg.factor, cfg.crop, method, length=max(1000, cfg.synthetic_pool),
@@ -277,7 +285,8 @@ def build_train_model(cfg: TrainConfig) -> nn.Module:
     if cfg.ablation:
         model = build_ablation(cfg.ablation, cfg.factor, cfg.variant, residual=cfg.residual)
     else:
-        model = PacJointUpsample(cfg.factor, cfg.variant, residual=bool(cfg.residual), guide_scale=cfg.guide_scale)
+        model = PacJointUpsample(cfg.factor, cfg.variant, residual=bool(cfg.residual), guide_scale=cfg.guide_scale,
+                                 guide_from_signal=cfg.guide_from_signal)
     if cfg.init == "he":
         _he_init(model)
     elif cfg.init != "default":
@@ -547,7 +556,7 @@ def main(argv=None) -> int:
     for name in ("steps", "batch", "crop", "seed", "log_every", "ckpt_every", "synthetic_pool", "workers",
                  "val_every", "val_size"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
-    for name in ("lr", "noise_std", "holes", "occlusion"):
+    for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "frames"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
     p.add_argument("--resume", action="store_true")
@@ -567,6 +576,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--zero-init-head", action="store_true")
+    p.add_argument("--guide-from-signal", action="store_true")
     p.add_argument("--init", default=d.init, choices=["default", "he"])
     a = p.parse_args(argv)
     cfg = TrainConfig(task=a.task, factor=a.factor, variant=a.variant, data=a.data or ["synthetic"], steps=a.steps,
@@ -575,6 +585,7 @@ def main(argv=None) -> int:
                       ablation=a.ablation, loss=a.loss, method=a.method,
                       guide_scale=a.guide_scale if a.guide_scale and a.guide_scale > 0 else None,
                       residual=a.residual, noise_std=a.noise_std, holes=a.holes, occlusion=a.occlusion,
+                      disparity=a.disparity, clutter=a.clutter, frames=a.frames, guide_from_signal=a.guide_from_signal,
                       synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,
