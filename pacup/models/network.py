@@ -97,7 +97,7 @@ class PacJointUpsample(nn.Module):
 
     def __init__(self, factor: int, variant: str = "full", residual: bool = False,
                  guide_scale: float | None = DEFAULT_GUIDE_SCALE, channels: int | None = None,
-                 guide_channels: int | None = None, kernel_size: int = 5, guide_from_signal: bool = False):
+                 guide_channels: int | None = None, kernel_size: int = 5):
         super().__init__()
         if isinstance(factor, bool) or not isinstance(factor, int) or factor not in SUPPORTED_FACTORS:
             raise InputError(f"PacJointUpsample factor must be one of {SUPPORTED_FACTORS}, got {factor!r}")
@@ -117,17 +117,14 @@ class PacJointUpsample(nn.Module):
         self.n_stages = int(math.log2(factor))
         self.guide_channels = g
         self.residual = bool(residual)
-        self.guide_from_signal = bool(guide_from_signal)
         self.config = {
             "arch": "PacJointUpsample", "factor": factor, "variant": variant, "residual": self.residual,
             "guide_scale": None if guide_scale is None else float(guide_scale),
             "channels": c, "guide_channels": g, "kernel_size": k,
         }
-        if self.guide_from_signal:
-            self.config["guide_from_signal"] = True
 
         self.target = nn.Sequential(_conv(1, c, k), nn.ReLU(), _conv(c, c, k), nn.ReLU(), _conv(c, c, k))
-        self.guidance = nn.Sequential(_conv(4 if self.guide_from_signal else 3, c, k), nn.ReLU(), _conv(c, c, k), nn.ReLU(),
+        self.guidance = nn.Sequential(_conv(3, c, k), nn.ReLU(), _conv(c, c, k), nn.ReLU(),
                                       _conv(c, g * self.n_stages, k))
         self.decoder = nn.ModuleList(
             PacConvTranspose2d(c, c, k, stride=2, padding=k // 2, output_padding=1) for _ in range(self.n_stages)
@@ -156,16 +153,13 @@ class PacJointUpsample(nn.Module):
         low_reach = d + 3 * r
         if self.residual:
             low_reach = max(low_reach, 2)  # bicubic taps
-        if self.guide_from_signal:
-            low_reach = max(low_reach, guide_reach + 2)  # the guidance reads the bicubic upsampling
         return int(math.ceil(max(low_reach, guide_reach))) + 1
 
     def guide_features(self, guide: torch.Tensor) -> list[torch.Tensor]:
         """Guidance slice per decoder stage, pooled to that stage's output size and scaled.
 
         Args:
-            guide: (B, 3, H, W) RGB in [0, 1] at the output resolution; with
-                ``guide_from_signal``, (B, 4, H, W): RGB and the bicubic upsampling of the map.
+            guide: (B, 3, H, W) RGB in [0, 1] at the output resolution.
 
         Returns:
             n tensors (B, G, H / 2**(n-1-i), W / 2**(n-1-i)), i = 0 .. n-1.
@@ -199,27 +193,17 @@ class PacJointUpsample(nn.Module):
                              f"got {tuple(guide.shape)}")
         # Channels-last: oneDNN runs these convolutions about twice as fast and without the
         # reorder copies that double their memory at full resolution (cuDNN prefers it too).
+        feats = self.guide_features(guide.contiguous(memory_format=torch.channels_last))
         x = low.reshape(b * cs, 1, h, w)
-        bic = None
-        if self.residual or self.guide_from_signal:
-            bic = F.interpolate(x, size=(h * f, w * f), mode="bicubic", align_corners=False)
-        if self.guide_from_signal:
-            # Each map's guidance sees the RGB and that map's own coarse version, so it can
-            # tell colour edges that coincide with a change of the signal from texture.
-            rgb = guide.repeat_interleave(cs, dim=0) if cs > 1 else guide
-            feats = self.guide_features(torch.cat([rgb, bic.to(rgb.dtype)], 1).contiguous(
-                memory_format=torch.channels_last))
-        else:
-            feats = self.guide_features(guide.contiguous(memory_format=torch.channels_last))
-            if cs > 1:
-                # u and v (or any channels) are separate samples that share their image's guide.
-                feats = [t.repeat_interleave(cs, dim=0) for t in feats]
+        if cs > 1:
+            # u and v (or any channels) are separate samples that share their image's guide.
+            feats = [t.repeat_interleave(cs, dim=0) for t in feats]
         y = self.target(x)
         for up, t in zip(self.decoder, feats):
             y = F.relu(up(y, t), inplace=True)
         y = self.head(y.contiguous(memory_format=torch.channels_last))
         if self.residual:
-            y = y + bic
+            y = y + F.interpolate(x, size=(h * f, w * f), mode="bicubic", align_corners=False)
         return y.reshape(b, cs, h * f, w * f)
 
     def extra_repr(self) -> str:
