@@ -1101,9 +1101,6 @@ def train(
     frames: Annotated[float, typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
         "legs and rails) instead of compact shapes.")] = 0.0,
-    guide_from_signal: Annotated[bool, typer.Option(
-        "--guide-from-signal", help="The guidance branch sees the bicubic-upsampled map beside the RGB, so the "
-        "adaptive kernels can tell object edges from texture.")] = False,
     direct: Annotated[bool, typer.Option("--direct", help="Predict the signal itself (the paper) instead of a "
                                          "correction over bicubic.")] = False,
     zero_init_head: Annotated[bool, typer.Option(
@@ -1152,7 +1149,7 @@ def train(
                           log_every=log_every, ckpt_every=ckpt_every, threads=threads,
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion,
-                          disparity=disparity, clutter=clutter, frames=frames, guide_from_signal=guide_from_signal,
+                          disparity=disparity, clutter=clutter, frames=frames,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)

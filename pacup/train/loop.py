@@ -91,7 +91,6 @@ class TrainConfig:
     disparity: float = 0.0
     clutter: float = 0.0
     frames: float = 0.0
-    guide_from_signal: bool = False
     zero_init_head: bool = False
     init: str = "default"
     synthetic_pool: int = 1000
@@ -99,6 +98,7 @@ class TrainConfig:
     workers: int = 0
     amp: bool | None = None
     lr_schedule: str = "cosine"
+    warmup: int = 0
     val_every: int = 0
     val_size: int = 8
     max_minutes: float | None = None
@@ -285,8 +285,7 @@ def build_train_model(cfg: TrainConfig) -> nn.Module:
     if cfg.ablation:
         model = build_ablation(cfg.ablation, cfg.factor, cfg.variant, residual=cfg.residual)
     else:
-        model = PacJointUpsample(cfg.factor, cfg.variant, residual=bool(cfg.residual), guide_scale=cfg.guide_scale,
-                                 guide_from_signal=cfg.guide_from_signal)
+        model = PacJointUpsample(cfg.factor, cfg.variant, residual=bool(cfg.residual), guide_scale=cfg.guide_scale)
     if cfg.init == "he":
         _he_init(model)
     elif cfg.init != "default":
@@ -330,11 +329,12 @@ def _he_init(model: nn.Module) -> None:
 
 
 def _lr_at(cfg: TrainConfig, step: int) -> float:
+    warm = min(1.0, (step + 1) / cfg.warmup) if cfg.warmup > 0 else 1.0
     if cfg.lr_schedule == "constant":
-        return cfg.lr
+        return cfg.lr * warm
     if cfg.lr_schedule == "cosine":
         t = min(1.0, step / max(1, cfg.steps))
-        return cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
+        return warm * cfg.lr * (0.05 + 0.95 * 0.5 * (1 + math.cos(math.pi * t)))
     raise ValueError(f"lr_schedule must be 'cosine' or 'constant', got {cfg.lr_schedule!r}")
 
 
@@ -554,7 +554,7 @@ def main(argv=None) -> int:
     p.add_argument("--variant", default=d.variant, choices=["lite", "full"])
     p.add_argument("--data", action="append", default=None, help="'synthetic' or a folder (repeatable)")
     for name in ("steps", "batch", "crop", "seed", "log_every", "ckpt_every", "synthetic_pool", "workers",
-                 "val_every", "val_size"):
+                 "val_every", "val_size", "warmup"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "frames"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
@@ -576,7 +576,6 @@ def main(argv=None) -> int:
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--zero-init-head", action="store_true")
-    p.add_argument("--guide-from-signal", action="store_true")
     p.add_argument("--init", default=d.init, choices=["default", "he"])
     a = p.parse_args(argv)
     cfg = TrainConfig(task=a.task, factor=a.factor, variant=a.variant, data=a.data or ["synthetic"], steps=a.steps,
@@ -585,7 +584,7 @@ def main(argv=None) -> int:
                       ablation=a.ablation, loss=a.loss, method=a.method,
                       guide_scale=a.guide_scale if a.guide_scale and a.guide_scale > 0 else None,
                       residual=a.residual, noise_std=a.noise_std, holes=a.holes, occlusion=a.occlusion,
-                      disparity=a.disparity, clutter=a.clutter, frames=a.frames, guide_from_signal=a.guide_from_signal,
+                      disparity=a.disparity, clutter=a.clutter, frames=a.frames, warmup=a.warmup,
                       synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,

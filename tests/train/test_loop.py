@@ -202,3 +202,14 @@ def test_he_init_keeps_the_signal_through_a_deep_decoder():
     assert seen["he"] > 5 * seen["default"]
     with pytest.raises(ValueError, match="init"):
         build_train_model(TrainConfig(init="xavier"))
+
+
+def test_learning_rate_warms_up_then_follows_the_schedule():
+    from pacup.train.loop import _lr_at
+
+    cfg = TrainConfig(lr=1e-3, steps=1000, warmup=100)
+    assert _lr_at(cfg, 0) == pytest.approx(1e-5)
+    assert _lr_at(cfg, 49) == pytest.approx(0.5 * _lr_at(TrainConfig(lr=1e-3, steps=1000), 49))
+    for t in (99, 500, 999):
+        assert _lr_at(cfg, t) == pytest.approx(_lr_at(TrainConfig(lr=1e-3, steps=1000), t))
+    assert _lr_at(TrainConfig(lr=1e-3, lr_schedule="constant", warmup=10), 4) == pytest.approx(5e-4)
