@@ -1045,6 +1045,10 @@ def _write_json(path: Path, obj) -> None:
         raise _classify(exc, str(path), writing=True) from None
 
 
+# Share of disparity and cluttered depth scenes, and of chair-like flow objects, in `pacup
+# train`'s synthetic data by default (the released recipe; the library's TrainConfig has none).
+RECIPE_SHARE = 0.5
+
 TRAIN_EPILOG = (
     "[bold]Examples[/bold]\n\n"
     "pacup train --task depth --factor 8 --steps 1500 -o runs/depth-x8\n\n"
@@ -1074,6 +1078,7 @@ def train(
     batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 8,
     crop: Annotated[int, typer.Option("--crop", min=8, help="Crop size in full-resolution pixels.")] = 128,
     lr: Annotated[float, typer.Option("--lr", callback=_positive("--lr"), help="Adam learning rate (cosine decay to 5%).")] = 1e-3,
+    warmup: Annotated[int, typer.Option("--warmup", min=0, help="Steps of linear learning-rate warmup.")] = 150,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (log, checkpoints, model).")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in -o from its last checkpoint.")] = False,
     device: DeviceOpt = Device.auto,
@@ -1092,15 +1097,15 @@ def train(
     occlusion: Annotated[float, typer.Option(
         "--occlusion", min=0.0, max=1.0, help="Depth: share of synthetic scenes whose stereo-occluded ground truth "
         "is invalid (the holes real stereo / RGB-D ground truth has beside depth edges).")] = 0.0,
-    disparity: Annotated[float, typer.Option(
+    disparity: Annotated[Optional[float], typer.Option(
         "--disparity", min=0.0, max=1.0, help="Depth: share of synthetic scenes given as disparity (inverse "
-        "depth, as stereo gives) instead of depth.")] = 0.0,
-    clutter: Annotated[float, typer.Option(
+        "depth, as stereo gives) instead of depth.", show_default="0.5 for depth")] = None,
+    clutter: Annotated[Optional[float], typer.Option(
         "--clutter", min=0.0, max=1.0, help="Depth: share of synthetic scenes that also get shelves, open frames "
-        "and heaps of small objects (dense depth edges).")] = 0.0,
-    frames: Annotated[float, typer.Option(
+        "and heaps of small objects (dense depth edges).", show_default="0.5 for depth")] = None,
+    frames: Annotated[Optional[float], typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
-        "legs and rails) instead of compact shapes.")] = 0.0,
+        "legs and rails) instead of compact shapes.", show_default="0.5 for flow")] = None,
     direct: Annotated[bool, typer.Option("--direct", help="Predict the signal itself (the paper) instead of a "
                                          "correction over bicubic.")] = False,
     zero_init_head: Annotated[bool, typer.Option(
@@ -1127,6 +1132,10 @@ def train(
 ):
     """Train a joint upsampling network (or an ablation) on synthetic scenes and/or your folders."""
 
+    def _recipe(value, applies):
+        # The released recipe's share of each kind of synthetic scene, for the task it is made for.
+        return (RECIPE_SHARE if applies else 0.0) if value is None else value
+
     def go() -> int:
         from .train.loop import TrainConfig
         from .train.loop import train as run_training
@@ -1149,7 +1158,9 @@ def train(
                           log_every=log_every, ckpt_every=ckpt_every, threads=threads,
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion,
-                          disparity=disparity, clutter=clutter, frames=frames,
+                          disparity=_recipe(disparity, task.value == "depth"),
+                          clutter=_recipe(clutter, task.value == "depth"),
+                          frames=_recipe(frames, task.value == "flow"), warmup=warmup,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)

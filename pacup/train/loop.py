@@ -174,11 +174,6 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
     from .synth import SyntheticDepthDataset, SyntheticFlowDataset
 
     method = cfg.method or ("bilinear_aa" if cfg.task == "flow" else "bicubic")
-    for name in ("occlusion", "disparity", "clutter"):
-        if getattr(cfg, name) and cfg.task != "depth":
-            raise ValueError(f"{name} applies to synthetic depth only")
-    if cfg.frames and cfg.task != "flow":
-        raise ValueError("frames applies to synthetic flow only")
     parts = []
     for k, spec in enumerate(cfg.data):
         if spec in ("synthetic", f"synthetic-{cfg.task}"):
@@ -409,6 +404,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         task: ``'depth'`` or ``'flow'``. factor: 2, 4, 8 or 16. variant: ``'lite'``/``'full'``.
         data: list of sources: ``'synthetic'`` and/or folders (:func:`~pacup.train.folders.load_dataset`).
         steps, batch, crop (full-res px), lr: the schedule. lr_schedule: ``'cosine'``/``'constant'``.
+        warmup: steps of linear learning-rate warmup before the schedule.
         out_dir: where log, checkpoints and the final model go. resume: continue from them.
         device: ``'cpu'``/``'cuda'``. amp: bfloat16 autocast (default: on for CUDA).
         seed: model init, synthetic scenes and data order. threads: ``torch.set_num_threads``.
@@ -420,7 +416,10 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             (default True; False = the paper's direct prediction, much slower to reach bicubic).
         noise_std, holes: robustness degradations. occlusion: probability that a synthetic
             depth item loses its stereo-occluded ground truth
-            (:func:`~pacup.train.synth.stereo_occlusion`). synthetic_pool, cache, workers: data.
+            (:func:`~pacup.train.synth.stereo_occlusion`). disparity, clutter: shares of
+            synthetic depth items given as inverse depth / with cluttered rooms; frames: share
+            of chair-like synthetic flow objects (:mod:`pacup.train.synth`).
+            synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time. grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
 
@@ -437,6 +436,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
     if cfg.steps < 0 or cfg.batch < 1:
         raise ValueError("steps must be >= 0 and batch >= 1")
+    for name, task in (("occlusion", "depth"), ("disparity", "depth"), ("clutter", "depth"), ("frames", "flow")):
+        if getattr(cfg, name) and cfg.task != task:
+            raise ValueError(f"{name} applies to synthetic {task} only")
     if isinstance(cfg.data, str):
         cfg.data = [cfg.data]
     if cfg.threads:

@@ -17,7 +17,9 @@ def test_train_writes_a_model_the_other_commands_take(invoke, tmp_path, depth_pa
     assert "trained 4 steps" in result.stdout
     lines = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines()]
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
-    assert json.loads((run / "config.json").read_text())["factor"] == 4
+    cfg = json.loads((run / "config.json").read_text())
+    # The released recipe's data mix and warmup are the defaults.
+    assert (cfg["factor"], cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["warmup"]) == (4, 0.5, 0.5, 0.0, 150)
     model = run / "model.safetensors"
     # The model runs in `pacup depth` and in `pacup eval`.
     low, guide = depth_pair
@@ -45,6 +47,8 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(invoke, tmp_
 
     straight = tmp_path / "straight"
     assert invoke("train", "--task", "flow", *TINY, "-o", straight).exit_code == 0
+    cfg = json.loads((straight / "config.json").read_text())
+    assert (cfg["disparity"], cfg["clutter"], cfg["frames"]) == (0.0, 0.0, 0.5)
 
     real_loss, calls = loop.masked_loss, {"n": 0}
 
@@ -89,6 +93,7 @@ def test_train_ablation(invoke, tmp_path):
     (("train", "--data", "synthetic-cats"), ["synthetic-cats"]),
     (("train", "--factor", "8", "--crop", "36"), ["--crop 36", "multiple"]),
     (("train", "--resume", "-o", "empty_run"), ["empty_run", "nothing to resume"]),
+    (("train", "--task", "flow", "--clutter", "0.5"), ["clutter", "depth only"]),
     (("eval", "--data", "no/such/folder"), ["no/such/folder", "not a folder"]),
     (("eval", "--data", "synthetic-depth", "--factor", "5"), ["--factor"]),
     (("eval", "--data", "synthetic-depth", "--n", "1", "--size", "32", "--factor", "4", "--method", "nosuch"),
