@@ -1103,6 +1103,9 @@ def train(
     clutter: Annotated[Optional[float], typer.Option(
         "--clutter", min=0.0, max=1.0, help="Depth: share of synthetic scenes that also get shelves, open frames "
         "and heaps of small objects (dense depth edges).", show_default="0.5 for depth")] = None,
+    guide_aug: Annotated[float, typer.Option(
+        "--guide-aug", min=0.0, max=1.0, help="Share of synthetic guides given a camera's blur, colour response, "
+        "noise and JPEG (domain randomisation).")] = 0.0,
     frames: Annotated[Optional[float], typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
         "legs and rails) instead of compact shapes.", show_default="0.5 for flow")] = None,
@@ -1160,7 +1163,7 @@ def train(
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion,
                           disparity=_recipe(disparity, task.value == "depth"),
                           clutter=_recipe(clutter, task.value == "depth"),
-                          frames=_recipe(frames, task.value == "flow"), warmup=warmup,
+                          frames=_recipe(frames, task.value == "flow"), warmup=warmup, guide_aug=guide_aug,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)

@@ -91,6 +91,7 @@ class TrainConfig:
     disparity: float = 0.0
     clutter: float = 0.0
     frames: float = 0.0
+    guide_aug: float = 0.0
     zero_init_head: bool = False
     init: str = "default"
     synthetic_pool: int = 1000
@@ -178,7 +179,7 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
     for k, spec in enumerate(cfg.data):
         if spec in ("synthetic", f"synthetic-{cfg.task}"):
             kw = dict(crop=cfg.crop, method=method, length=cfg.synthetic_pool, seed=cfg.seed,
-                      noise_std=cfg.noise_std, holes=cfg.holes)
+                      noise_std=cfg.noise_std, holes=cfg.holes, guide_aug=cfg.guide_aug)
             if cfg.task == "flow":
                 parts.append(SyntheticFlowDataset(cfg.factor, frames=cfg.frames, **kw))
             else:
@@ -418,7 +419,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             depth item loses its stereo-occluded ground truth
             (:func:`~pacup.train.synth.stereo_occlusion`). disparity, clutter: shares of
             synthetic depth items given as inverse depth / with cluttered rooms; frames: share
-            of chair-like synthetic flow objects (:mod:`pacup.train.synth`).
+            of chair-like synthetic flow objects (:mod:`pacup.train.synth`); guide_aug: share
+            of synthetic guides given a camera's blur, colour, noise and JPEG
+            (:func:`~pacup.train.synth.augment_guide`).
             synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time. grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
@@ -558,7 +561,7 @@ def main(argv=None) -> int:
     for name in ("steps", "batch", "crop", "seed", "log_every", "ckpt_every", "synthetic_pool", "workers",
                  "val_every", "val_size", "warmup"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
-    for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "frames"):
+    for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "frames", "guide_aug"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
     p.add_argument("--resume", action="store_true")
@@ -587,6 +590,7 @@ def main(argv=None) -> int:
                       guide_scale=a.guide_scale if a.guide_scale and a.guide_scale > 0 else None,
                       residual=a.residual, noise_std=a.noise_std, holes=a.holes, occlusion=a.occlusion,
                       disparity=a.disparity, clutter=a.clutter, frames=a.frames, warmup=a.warmup,
+                      guide_aug=a.guide_aug,
                       synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,

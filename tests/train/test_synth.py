@@ -415,3 +415,21 @@ def test_flow_scene_frames_thin_objects_and_same_scene_otherwise():
     assert changed == 4
     with pytest.raises(ValueError, match="frames"):
         SyntheticFlowDataset(4, 64, frames=2.0)
+
+
+@pytest.mark.parametrize("cls", [SyntheticDepthDataset, SyntheticFlowDataset])
+def test_guide_augmentation_changes_only_the_guide(cls):
+    plain = cls(4, 64, length=6, seed=2)
+    aug = cls(4, 64, length=6, seed=2, guide_aug=1.0)
+    for i in range(6):
+        a, b = plain[i], aug[i]
+        for k in a:
+            if k != "guide":
+                assert torch.equal(a[k], b[k]), k
+        assert b["guide"].shape == a["guide"].shape and not torch.equal(a["guide"], b["guide"])
+        assert 0 <= float(b["guide"].min()) and float(b["guide"].max()) <= 1
+        # Still the same picture: the augmentation perturbs, it does not replace.
+        assert float((a["guide"] - b["guide"]).abs().mean()) < 0.15
+        assert torch.equal(b["guide"], aug[i]["guide"])  # deterministic per item
+    with pytest.raises(ValueError, match="guide_aug"):
+        cls(4, 64, guide_aug=1.5)
