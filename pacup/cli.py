@@ -1045,9 +1045,9 @@ def _write_json(path: Path, obj) -> None:
         raise _classify(exc, str(path), writing=True) from None
 
 
-# Share of disparity and cluttered depth scenes, and of chair-like flow objects, in `pacup
-# train`'s synthetic data by default (the released recipe; the library's TrainConfig has none).
-RECIPE_SHARE = 0.5
+# `pacup train`'s synthetic data by default, per task: the released recipe (weights/README.md).
+# The library's TrainConfig has none of these; options of the other task stay 0.
+RECIPE = {"depth": {"disparity": 0.5, "clutter": 0.5}, "flow": {"frames": 0.5, "guide_aug": 0.8}}
 
 TRAIN_EPILOG = (
     "[bold]Examples[/bold]\n\n"
@@ -1103,9 +1103,9 @@ def train(
     clutter: Annotated[Optional[float], typer.Option(
         "--clutter", min=0.0, max=1.0, help="Depth: share of synthetic scenes that also get shelves, open frames "
         "and heaps of small objects (dense depth edges).", show_default="0.5 for depth")] = None,
-    guide_aug: Annotated[float, typer.Option(
+    guide_aug: Annotated[Optional[float], typer.Option(
         "--guide-aug", min=0.0, max=1.0, help="Share of synthetic guides given a camera's blur, colour response, "
-        "noise and JPEG (domain randomisation).")] = 0.0,
+        "noise and JPEG (domain randomisation).", show_default="0.8 for flow, 0 for depth")] = None,
     frames: Annotated[Optional[float], typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
         "legs and rails) instead of compact shapes.", show_default="0.5 for flow")] = None,
@@ -1135,9 +1135,8 @@ def train(
 ):
     """Train a joint upsampling network (or an ablation) on synthetic scenes and/or your folders."""
 
-    def _recipe(value, applies):
-        # The released recipe's share of each kind of synthetic scene, for the task it is made for.
-        return (RECIPE_SHARE if applies else 0.0) if value is None else value
+    def _recipe(name, value):
+        return RECIPE[task.value].get(name, 0.0) if value is None else value
 
     def go() -> int:
         from .train.loop import TrainConfig
@@ -1161,9 +1160,9 @@ def train(
                           log_every=log_every, ckpt_every=ckpt_every, threads=threads,
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion,
-                          disparity=_recipe(disparity, task.value == "depth"),
-                          clutter=_recipe(clutter, task.value == "depth"),
-                          frames=_recipe(frames, task.value == "flow"), warmup=warmup, guide_aug=guide_aug,
+                          disparity=_recipe("disparity", disparity), clutter=_recipe("clutter", clutter),
+                          frames=_recipe("frames", frames), guide_aug=_recipe("guide_aug", guide_aug),
+                          warmup=warmup,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)

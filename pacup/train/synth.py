@@ -1066,7 +1066,7 @@ def _random_shape(rng, H, W):
 def _frame_shape(rng, H, W):
     """A chair-like silhouette (:class:`Shape` kind ``"frame"``): a seat (a tilted
     quadrilateral), 2-4 legs below it and, mostly, a back of two posts with 1-3 rails or
-    a solid panel; strokes 1-5 % of the image wide, so legs are a few pixels thin."""
+    a solid panel; strokes 0.5-6 % of the image wide, so legs are a few pixels thin."""
     m = min(H, W)
     cx, cy = rng.uniform(-0.05, 1.05) * W, rng.uniform(-0.05, 1.05) * H
     s = rng.uniform(0.12, 0.35) * m  # seat width

@@ -19,7 +19,8 @@ def test_train_writes_a_model_the_other_commands_take(invoke, tmp_path, depth_pa
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
     cfg = json.loads((run / "config.json").read_text())
     # The released recipe's data mix and warmup are the defaults.
-    assert (cfg["factor"], cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["warmup"]) == (4, 0.5, 0.5, 0.0, 150)
+    assert (cfg["factor"], cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["guide_aug"], cfg["warmup"]) == \
+        (4, 0.5, 0.5, 0.0, 0.0, 150)
     model = run / "model.safetensors"
     # The model runs in `pacup depth` and in `pacup eval`.
     low, guide = depth_pair
@@ -48,7 +49,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(invoke, tmp_
     straight = tmp_path / "straight"
     assert invoke("train", "--task", "flow", *TINY, "-o", straight).exit_code == 0
     cfg = json.loads((straight / "config.json").read_text())
-    assert (cfg["disparity"], cfg["clutter"], cfg["frames"]) == (0.0, 0.0, 0.5)
+    assert (cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["guide_aug"]) == (0.0, 0.0, 0.5, 0.8)
 
     real_loss, calls = loop.masked_loss, {"n": 0}
 
