@@ -95,7 +95,7 @@ def _config(factor: int) -> dict:
 _RELEASED: dict[str, tuple[str, dict]] = {
     "depth-x16": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}),
     "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}),
-    "depth-x8": ("345b6c03e35ce47c257b3100b4422c95cacd5c95558a038a6bbcb715f57bd494", {"motorcycle_rmse_255": 9.4173, "vs_bicubic": 0.809}),
+    "depth-x8": ("6525ac698b360604100700a4043d54ea3d170236027d7c89ccce00de04a91571", {"motorcycle_rmse_255": 8.8546, "vs_bicubic": 0.761}),
     "flow-x16": ("66ab670ca6a57f39b3edeacf312057889d17d30e7d14009ee74fc6ae31529795", {"flyingchairs9_epe": 1.3849, "vs_bicubic": 0.828}),
     "flow-x4": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}),
     "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}),
