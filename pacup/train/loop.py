@@ -19,6 +19,10 @@ What one step does:
    ``model.safetensors``. ``resume=True`` continues from them; because the batch of step t
    is a pure function of (seed, t) and nothing else is random, a resumed run continues
    exactly as the uninterrupted one would (bit-identical on the same machine and threads).
+   The log's ``seconds`` and the summary's ``minutes`` count the training time of all
+   sessions of a run (the checkpoint carries the time spent so far). A resumed run may
+   also be given more ``steps`` than it first had: the cosine then follows the longer
+   schedule from the step it resumes at (the learning rate rises again, a warm restart).
 
 Batches: position n = t*batch + j of the stream is item ``perm_e[n mod N]`` of the
 concatenated sources, with ``perm_e`` a permutation seeded by (seed, epoch e = n div N),
@@ -349,11 +353,12 @@ def _metadata(cfg: TrainConfig, step: int, extra: dict | None = None) -> dict:
     return meta
 
 
-def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=False):
+def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=False, seconds=0.0):
     from ..models import save_model
 
     save_model(model, out / "last.safetensors", _metadata(cfg, step, extra))
-    _atomic_torch_save({"step": step, "optimizer": opt.state_dict(), "config": asdict(cfg)}, out / "last_state.pt")
+    _atomic_torch_save({"step": step, "optimizer": opt.state_dict(), "config": asdict(cfg), "seconds": seconds},
+                       out / "last_state.pt")
     if final:
         save_model(model, out / "model.safetensors", _metadata(cfg, step, extra))
 
@@ -423,7 +428,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             of synthetic guides given a camera's blur, colour, noise and JPEG
             (:func:`~pacup.train.synth.augment_guide`).
             synthetic_pool, cache, workers: data.
-        max_minutes: stop (and save) after this wall time. grad_clip: max gradient norm.
+        max_minutes: stop (and save) after this wall time (of this session). grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
 
     Returns:
@@ -456,7 +461,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     torch.manual_seed(cfg.seed)
     model = build_train_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=_lr_at(cfg, 0))
-    start = 0
+    start, seconds_before = 0, 0.0
     state_path = out / "last_state.pt"
     if cfg.resume and state_path.is_file():
         state = torch.load(state_path, map_location=device, weights_only=False)
@@ -464,6 +469,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         model.to(device)
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
+        seconds_before = float(state.get("seconds", 0.0))  # training time of the earlier sessions
     elif not cfg.resume and (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()
     (out / "config.json").write_text(json.dumps(asdict(cfg), indent=1))
@@ -518,7 +524,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
                 elapsed = time.perf_counter() - t_begin
                 if done % cfg.log_every == 0 or done == cfg.steps:
                     last = {"step": done, "loss": float(np.mean(window)), "lr": _lr_at(cfg, step),
-                            "seconds": round(elapsed, 2)}
+                            "seconds": round(seconds_before + elapsed, 2)}
                     gs = getattr(model, "guide_scale", None)
                     if isinstance(gs, torch.Tensor):
                         last["guide_scale"] = [round(float(v), 4) for v in gs.detach().cpu()]
@@ -530,22 +536,23 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
                     if not live and cfg.progress:
                         console.print(" ".join(f"{k}={v}" for k, v in last.items()))
                 if done % cfg.ckpt_every == 0 and done < cfg.steps:
-                    _save(model, opt, cfg, done, out)
+                    _save(model, opt, cfg, done, out, seconds=seconds_before + elapsed)
                 if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
                     break
         step_done = step + 1 if cfg.steps > start else start
     except KeyboardInterrupt:
         # Ctrl-C: keep what was learned; --resume continues from exactly this step.
-        _save(model, opt, cfg, completed, out)
+        _save(model, opt, cfg, completed, out, seconds=seconds_before + time.perf_counter() - t_begin)
         raise
     finally:
         log.close()
-    minutes = (time.perf_counter() - t_begin) / 60
+    seconds = seconds_before + time.perf_counter() - t_begin
+    minutes = seconds / 60
     summary = {"step": step_done, "loss": last.get("loss"), "minutes": round(minutes, 2),
                "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
     if val is not None:
         summary.update({k: v for k, v in last.items() if k.startswith("val")})
-    _save(model, opt, cfg, step_done, out, {"train_summary": summary}, final=True)
+    _save(model, opt, cfg, step_done, out, {"train_summary": summary}, final=True, seconds=seconds)
     summary.update(out_dir=str(out), model=str(out / "model.safetensors"))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary

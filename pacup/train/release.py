@@ -30,10 +30,22 @@ PROTOCOL = {"depth": "B", "flow": "flow"}
 RELEASED_LABEL = "PacJointUpsample Lite (released)"
 
 
+def train_seconds(log: list[dict]) -> float:
+    """Training time of a run from its log lines. Every ``--resume`` restarts the clock, so
+    the time is the sum of each segment's last reading (a segment ends where it drops)."""
+    total, prev = 0.0, 0.0
+    for x in log:
+        s = float(x.get("seconds", prev))
+        if s < prev:
+            total += prev
+        prev = s
+    return total + prev
+
+
 def _run_summary(run: Path) -> dict:
     cfg = json.loads((run / "config.json").read_text())
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
-    return {"steps": log[-1]["step"] if log else 0, "minutes": round(log[-1]["seconds"] / 60, 1) if log else 0,
+    return {"steps": log[-1]["step"] if log else 0, "minutes": round(train_seconds(log) / 60, 1),
             "batch": cfg["batch"], "crop": cfg["crop"], "lr": cfg["lr"], "loss": cfg["loss"],
             "val_rel_rmse": next((x["val_rel_rmse"] for x in reversed(log) if "val_rel_rmse" in x), None)}
 

@@ -48,6 +48,28 @@ def test_resume_continues_identically(tmp_path):
     assert state["step"] == 4 and state["optimizer"]["state"]
 
 
+def test_release_counts_training_time_across_resumes(tmp_path):
+    from pacup.train.release import train_seconds
+
+    # Two segments: the clock restarts at the resume (60 s, then 40 s more).
+    log = [{"step": 1, "seconds": 30.0}, {"step": 2, "seconds": 60.0},
+           {"step": 3, "seconds": 20.0}, {"step": 4, "seconds": 40.0}]
+    assert train_seconds(log) == 100.0
+    assert train_seconds(log[:2]) == 60.0 and train_seconds([]) == 0.0
+    # A run resumed today carries its earlier time on: the clock does not restart.
+    cfg = dict(TINY, steps=3)
+    first = train(TrainConfig(**cfg, out_dir=str(tmp_path / "r"), max_minutes=0))
+    state = torch.load(tmp_path / "r" / "last_state.pt", weights_only=False)
+    assert state["step"] == 1 and state["seconds"] > 0
+    s = train(TrainConfig(**cfg, out_dir=str(tmp_path / "r"), resume=True))
+    log = _log(tmp_path / "r")
+    assert [r["step"] for r in log] == [1, 2, 3]
+    secs = [r["seconds"] for r in log]
+    assert secs == sorted(secs) and secs[1] > state["seconds"]
+    assert train_seconds(log) == secs[-1]
+    assert s["minutes"] > first["minutes"] and s["minutes"] == pytest.approx(secs[-1] / 60, abs=0.01)
+
+
 def test_batches_are_a_function_of_seed_and_step():
     n = 10
     epoch0 = [i for t in range(5) for i in batch_indices(t, 2, n, seed=3)]
