@@ -1061,7 +1061,8 @@ TRAIN_EPILOG = (
     "(one JSON line per --log-every steps), config.json, checkpoints (last.safetensors + last_state.pt, "
     "every --ckpt-every steps and on Ctrl-C) and the final model.safetensors, which "
     "`pacup depth --model` and `pacup eval --method` take. A resumed run continues exactly as an "
-    "uninterrupted one would.\n\n" + EXIT_CODES_HELP
+    "uninterrupted one would; resumed with more --steps, it follows the longer cosine schedule from "
+    "where it stopped (the learning rate rises again).\n\n" + EXIT_CODES_HELP
 )
 
 
@@ -1097,6 +1098,9 @@ def train(
     occlusion: Annotated[float, typer.Option(
         "--occlusion", min=0.0, max=1.0, help="Depth: share of synthetic scenes whose stereo-occluded ground truth "
         "is invalid (the holes real stereo / RGB-D ground truth has beside depth edges).")] = 0.0,
+    misalign: Annotated[float, typer.Option(
+        "--misalign", min=0.0, max=1.0, help="Depth: share of synthetic scenes whose guide is shifted against the "
+        "depth by up to 4 px (sensors whose depth is registered to the RGB imperfectly).")] = 0.0,
     disparity: Annotated[Optional[float], typer.Option(
         "--disparity", min=0.0, max=1.0, help="Depth: share of synthetic scenes given as disparity (inverse "
         "depth, as stereo gives) instead of depth.", show_default="0.5 for depth")] = None,
@@ -1160,6 +1164,7 @@ def train(
                           log_every=log_every, ckpt_every=ckpt_every, threads=threads,
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion,
+                          misalign=misalign,
                           disparity=_recipe("disparity", disparity), clutter=_recipe("clutter", clutter),
                           frames=_recipe("frames", frames), guide_aug=_recipe("guide_aug", guide_aug),
                           warmup=warmup,

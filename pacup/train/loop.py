@@ -94,6 +94,7 @@ class TrainConfig:
     occlusion: float = 0.0
     disparity: float = 0.0
     clutter: float = 0.0
+    misalign: float = 0.0
     frames: float = 0.0
     guide_aug: float = 0.0
     zero_init_head: bool = False
@@ -188,7 +189,7 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
                 parts.append(SyntheticFlowDataset(cfg.factor, frames=cfg.frames, **kw))
             else:
                 parts.append(SyntheticDepthDataset(cfg.factor, occlusion=cfg.occlusion, disparity=cfg.disparity,
-                                                   clutter=cfg.clutter, **kw))
+                                                   clutter=cfg.clutter, misalign=cfg.misalign, **kw))
         else:
             samples = load_dataset(spec, cfg.task, cfg.depth_scale)
             parts.append(FolderCrops(samples, cfg.factor, cfg.crop, method, length=max(1000, cfg.synthetic_pool),
@@ -444,7 +445,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
     if cfg.steps < 0 or cfg.batch < 1:
         raise ValueError("steps must be >= 0 and batch >= 1")
-    for name, task in (("occlusion", "depth"), ("disparity", "depth"), ("clutter", "depth"), ("frames", "flow")):
+    for name, task in (("occlusion", "depth"), ("disparity", "depth"), ("clutter", "depth"), ("misalign", "depth"),
+                       ("frames", "flow")):
         if getattr(cfg, name) and cfg.task != task:
             raise ValueError(f"{name} applies to synthetic {task} only")
     if isinstance(cfg.data, str):
@@ -568,7 +570,8 @@ def main(argv=None) -> int:
     for name in ("steps", "batch", "crop", "seed", "log_every", "ckpt_every", "synthetic_pool", "workers",
                  "val_every", "val_size", "warmup"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
-    for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "frames", "guide_aug"):
+    for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "misalign", "frames",
+                 "guide_aug"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
     p.add_argument("--resume", action="store_true")
@@ -596,7 +599,7 @@ def main(argv=None) -> int:
                       ablation=a.ablation, loss=a.loss, method=a.method,
                       guide_scale=a.guide_scale if a.guide_scale and a.guide_scale > 0 else None,
                       residual=a.residual, noise_std=a.noise_std, holes=a.holes, occlusion=a.occlusion,
-                      disparity=a.disparity, clutter=a.clutter, frames=a.frames, warmup=a.warmup,
+                      disparity=a.disparity, clutter=a.clutter, misalign=a.misalign, frames=a.frames, warmup=a.warmup,
                       guide_aug=a.guide_aug,
                       synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,

@@ -1266,6 +1266,22 @@ class _SynthBase(_TorchDataset):
         return slice(y0, y0 + self.crop), slice(x0, x0 + self.crop)
 
 
+MISALIGN_MAX_PX = 4
+
+
+def shift_image(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
+    """``img`` moved by (dy, dx) whole pixels (content goes down / right for positive
+    values), the same size, the uncovered border filled by repeating the edge."""
+    dy, dx = int(dy), int(dx)
+    h, w = img.shape[:2]
+    m = max(abs(dy), abs(dx))
+    if m == 0:
+        return img
+    pad = ((m, m), (m, m)) + ((0, 0),) * (img.ndim - 2)
+    big = np.pad(img, pad, mode="edge")
+    return big[m - dy:m - dy + h, m - dx:m - dx + w]
+
+
 class SyntheticDepthDataset(_SynthBase):
     """Random RGB-D crops for guided depth upsampling; item i depends only on (seed, i).
 
@@ -1284,17 +1300,23 @@ class SyntheticDepthDataset(_SynthBase):
       (:func:`stereo_occlusion`, nearest disparity 2-10 % of the crop width, camera left or
       right): that ground truth is invalid and never enters the low-res input, as with
       real stereo / RGB-D ground truth.
+
+    With probability ``misalign`` an item's guide is shifted against its depth by a whole
+    number of pixels, up to ``MISALIGN_MAX_PX`` in x and y (edge pixels repeated), as when
+    a sensor's depth is registered to the colour camera imperfectly or a frame later.
     """
 
     def __init__(self, factor: int, crop: int = 128, method: str = "bicubic", occlusion: float = 0.0,
-                 disparity: float = 0.0, clutter: float = 0.0, **kw):
+                 disparity: float = 0.0, clutter: float = 0.0, misalign: float = 0.0, **kw):
         super().__init__(factor, crop, method, **kw)
-        for name, p in (("occlusion", occlusion), ("disparity", disparity), ("clutter", clutter)):
+        for name, p in (("occlusion", occlusion), ("disparity", disparity), ("clutter", clutter),
+                        ("misalign", misalign)):
             if not 0.0 <= p <= 1.0:
                 raise ValueError(f"{name} must be a probability in [0, 1], got {p!r}")
         self.occlusion = float(occlusion)
         self.disparity = float(disparity)
         self.clutter = float(clutter)
+        self.misalign = float(misalign)
 
     def __getitem__(self, index):
         if not 0 <= index < self.length:
@@ -1320,6 +1342,10 @@ class SyntheticDepthDataset(_SynthBase):
             depth = (1.0 / depth).astype(np.float32)
         low, lv = degrade(depth, self.factor, self.method, valid=tv, noise_std=self.noise_std,
                           holes=self.holes, seed=deg_seed)
+        if self.misalign > 0:
+            mrng = np.random.default_rng([s, 5])
+            if mrng.random() < self.misalign:
+                rgb = shift_image(rgb, *mrng.integers(-MISALIGN_MAX_PX, MISALIGN_MAX_PX + 1, size=2))
         return {
             "guide": self._guide(rgb, s),
             "low": _to_t(low),

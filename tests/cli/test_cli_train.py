@@ -19,8 +19,8 @@ def test_train_writes_a_model_the_other_commands_take(invoke, tmp_path, depth_pa
     assert [x["step"] for x in lines] == [1, 2, 3, 4]
     cfg = json.loads((run / "config.json").read_text())
     # The released recipe's data mix and warmup are the defaults.
-    assert (cfg["factor"], cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["guide_aug"], cfg["warmup"]) == \
-        (4, 0.5, 0.5, 0.0, 0.0, 150)
+    assert (cfg["factor"], cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["guide_aug"], cfg["warmup"],
+            cfg["misalign"]) == (4, 0.5, 0.5, 0.0, 0.0, 150, 0.0)
     model = run / "model.safetensors"
     # The model runs in `pacup depth` and in `pacup eval`.
     low, guide = depth_pair
@@ -95,6 +95,7 @@ def test_train_ablation(invoke, tmp_path):
     (("train", "--factor", "8", "--crop", "36"), ["--crop 36", "multiple"]),
     (("train", "--resume", "-o", "empty_run"), ["empty_run", "nothing to resume"]),
     (("train", "--task", "flow", "--clutter", "0.5"), ["clutter", "depth only"]),
+    (("train", "--task", "flow", "--misalign", "0.5"), ["misalign", "depth only"]),
     (("eval", "--data", "no/such/folder"), ["no/such/folder", "not a folder"]),
     (("eval", "--data", "synthetic-depth", "--factor", "5"), ["--factor"]),
     (("eval", "--data", "synthetic-depth", "--n", "1", "--size", "32", "--factor", "4", "--method", "nosuch"),

@@ -7,9 +7,9 @@ import torch
 from pacup.train import textures as T
 from pacup.train.degrade import degrade
 from pacup.train.synth import (
-    Box, Cylinder, DepthScene, FlowLayer, Room, Shape, Sphere, SyntheticDepthDataset,
+    MISALIGN_MAX_PX, Box, Cylinder, DepthScene, FlowLayer, Room, Shape, Sphere, SyntheticDepthDataset,
     SyntheticFlowDataset, Tex, affine_about, make_depth_scene, make_flow_scene,
-    render_depth_scene, render_flow_layers,
+    render_depth_scene, render_flow_layers, shift_image,
 )
 
 
@@ -365,6 +365,38 @@ def test_clutter_adds_depth_edges_and_keeps_the_rest_of_the_scene():
         more += edges(busy["depth"]) > edges(base["depth"])
     assert more >= 4
     assert make_depth_scene(2, 32, 32, clutter=0.0)["rgb"].tobytes() == make_depth_scene(2, 32, 32)["rgb"].tobytes()
+
+
+def test_shift_image_moves_content_and_repeats_the_edge():
+    a = np.arange(20).reshape(4, 5)
+    b = shift_image(a, 1, -2)
+    # Row r of the output is row r-1 of the input (content moved down); column c is c+2.
+    np.testing.assert_array_equal(b[1:, :3], a[:3, 2:])
+    np.testing.assert_array_equal(b[0], b[1])  # uncovered top row repeats the edge
+    np.testing.assert_array_equal(b[:, 3], b[:, 2])
+    rgb = np.random.default_rng(0).integers(0, 255, (6, 7, 3), dtype=np.uint8)
+    assert shift_image(rgb, 0, 0) is rgb and shift_image(rgb, -3, 3).shape == rgb.shape
+
+
+def test_misalign_shifts_only_the_guide_of_its_share_of_items():
+    plain = SyntheticDepthDataset(4, 64, length=12, seed=3)
+    moved = SyntheticDepthDataset(4, 64, length=12, seed=3, misalign=0.5)
+    n_moved = 0
+    for i in range(12):
+        a, b = plain[i], moved[i]
+        for k in ("low", "low_valid", "target", "target_valid"):
+            assert torch.equal(a[k], b[k]), k
+        if not torch.equal(a["guide"], b["guide"]):
+            n_moved += 1
+            # The guide is the plain one moved by whole pixels, at most MISALIGN_MAX_PX.
+            g = (a["guide"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            h = (b["guide"].permute(1, 2, 0).numpy() * 255).round().astype(np.uint8)
+            r = range(-MISALIGN_MAX_PX, MISALIGN_MAX_PX + 1)
+            assert any(np.array_equal(shift_image(g, dy, dx), h) for dy in r for dx in r)
+        assert torch.equal(moved[i]["guide"], b["guide"])  # deterministic
+    assert 2 <= n_moved <= 10
+    with pytest.raises(ValueError, match="misalign"):
+        SyntheticDepthDataset(4, 64, misalign=1.5)
 
 
 def test_flow_dataset_items_and_units():
