@@ -41,7 +41,8 @@ def main():
     torch.set_num_threads(args.threads)
     samples = load_dataset(args.data, "depth", args.depth_scale)
     key = None
-    print(f"{args.model} on {args.data} (x{args.factor}, protocol B): mean over {len(samples)} image(s), guide shifted by (dy, dx)")
+    print(f"{args.model} on {args.data} (x{args.factor}, protocol B): mean over {len(samples)} image(s), "
+          "guide shifted by (dy, dx)")
     print("dy \\ dx " + "".join(f"{dx:>9d}" for dx in args.dx))
     for dy in args.dy:
         cells = []

@@ -31,8 +31,10 @@ RELEASED_LABEL = "PacJointUpsample Lite (released)"
 
 
 def train_seconds(log: list[dict]) -> float:
-    """Training time of a run from its log lines. Every ``--resume`` restarts the clock, so
-    the time is the sum of each segment's last reading (a segment ends where it drops)."""
+    """Training time of a run from its log lines: the last ``seconds``, which counts every
+    session of a resumed run. Logs written before checkpoints carried their time restart
+    the clock at each ``--resume``; for those, each segment's last reading (a segment ends
+    where the clock drops) is added up."""
     total, prev = 0.0, 0.0
     for x in log:
         s = float(x.get("seconds", prev))
