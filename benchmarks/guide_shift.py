@@ -7,6 +7,13 @@ different instants). Each cell is ``pacup eval``'s headline metric (protocol B) 
 guide shifted by (dy, dx) px, content moving down / right for positive values, edge pixels
 repeated (:func:`pacup.train.synth.shift_image`). Prints a table; asserts nothing.
 
+A model's error mixes registration with how much it trusts the guide (moving the guide
+also takes its edges off the depth edges, so the network falls back to smooth
+interpolation there). ``--edges`` adds a model-free estimate: for each shift, the mean
+gradient magnitude of the guide's luminance on the ground truth's depth discontinuities
+(:func:`pacup.train.evaluate.depth_edge_mask`, radius 0), relative to the unshifted guide;
+its maximum is where the guide's edges sit on the depth edges.
+
     python benchmarks/guide_shift.py --data ../shared/data/depth/tum_fr1 --model depth-x8 \\
         --factor 8 --dx=-8,-4,-2,0,2 --dy=-2,0,2,4,8   # "=": lists may start with "-"
 """
@@ -15,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
+
+import numpy as np
 
 
 def _ints(text: str) -> list[int]:
@@ -30,6 +39,8 @@ def main():
     ap.add_argument("--dy", type=_ints, default=_ints("-2,-1,0,1,2"))
     ap.add_argument("--depth-scale", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
+    ap.add_argument("--edges", action="store_true",
+                    help="also print the model-free table: guide gradient on the depth edges per shift")
     args = ap.parse_args()
 
     import torch
@@ -53,6 +64,28 @@ def main():
             cells.append(r["metrics"][key])
         print(f"{dy:>7d} " + "".join(f"{v:9.3f}" for v in cells), flush=True)
     print(f"(metric: {key})")
+    if args.edges:
+        print("guide luminance gradient on ground-truth depth edges, relative to the unshifted guide")
+        print("dy \\ dx " + "".join(f"{dx:>9d}" for dx in args.dx))
+        base = [edge_gradient(s, 0, 0) for s in samples]
+        for dy in args.dy:
+            cells = [np.mean([edge_gradient(s, dy, dx) / b for s, b in zip(samples, base)]) for dx in args.dx]
+            print(f"{dy:>7d} " + "".join(f"{v:9.3f}" for v in cells), flush=True)
+
+
+def edge_gradient(sample, dy: int, dx: int, margin: int = 16) -> float:
+    """Mean gradient magnitude of the (dy, dx)-shifted guide's luminance on the sample's
+    depth discontinuities, ``margin`` px from the border (where shifts repeat edge pixels)."""
+    from pacup.train.evaluate import depth_edge_mask
+    from pacup.train.synth import shift_image
+
+    lum = np.asarray(sample.guide, np.float64).mean(axis=2)
+    gy, gx = np.gradient(shift_image(lum, dy, dx))
+    on_depth = sample.edge_depth if sample.edge_depth is not None else sample.gt
+    edges = depth_edge_mask(on_depth, sample.valid, radius=0)
+    edges[:margin] = edges[-margin:] = False
+    edges[:, :margin] = edges[:, -margin:] = False
+    return float(np.hypot(gx, gy)[edges].mean())
 
 
 if __name__ == "__main__":

@@ -1,0 +1,51 @@
+"""The registration and hole probes whose figures the model card cites (benchmarks/)."""
+
+import importlib.util
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from pacup.train.folders import Sample
+
+BENCH = Path(__file__).resolve().parents[2] / "benchmarks"
+
+
+def _load(name):
+    spec = importlib.util.spec_from_file_location(f"bench_{name}", BENCH / f"{name}.py")
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)
+    return mod
+
+
+def _step_scene(rgb_offset: int) -> Sample:
+    """A depth step at column 40 (near 1 m, far 3 m) and an RGB edge at 40 + rgb_offset,
+    plus RGB texture with no depth edge (stripes in the near half)."""
+    h, w = 64, 96
+    gt = np.where(np.arange(w)[None, :] < 40, 1.0, 3.0).astype(np.float32).repeat(h, 0)
+    lum = np.where(np.arange(w)[None, :] < 40 + rgb_offset, 60, 200).repeat(h, 0).astype(np.float64)
+    lum[::8, :30] += 40  # texture edges away from the depth edge
+    guide = np.repeat(lum[..., None], 3, axis=2).astype(np.uint8)
+    return Sample("step", "depth", guide, gt, np.ones((h, w), bool), "m")
+
+
+@pytest.mark.parametrize("offset", [0, 2, -3])
+def test_edge_gradient_peaks_where_the_guide_edge_meets_the_depth_edge(offset):
+    probe = _load("guide_shift")
+    s = _step_scene(offset)
+    shifts = range(-5, 6)
+    scores = [probe.edge_gradient(s, 0, dx) for dx in shifts]
+    # content moves right for positive dx: an RGB edge `offset` px right needs dx = -offset
+    assert list(shifts)[int(np.argmax(scores))] == -offset
+    assert max(scores) > 2 * probe.edge_gradient(s, 0, -offset + 4)
+
+
+def test_hole_distance_is_chebyshev_and_capped():
+    probe = _load("hole_error")
+    valid = np.ones((9, 11), bool)
+    valid[4, 5] = False
+    d = probe.hole_distance(valid, limit=3)
+    yy, xx = np.mgrid[:9, :11]
+    cheb = np.maximum(abs(yy - 4), abs(xx - 5))
+    np.testing.assert_array_equal(d, np.minimum(cheb, 4))
+    assert probe.hole_distance(np.ones((4, 4), bool), limit=2).min() == 3  # no hole: all capped
