@@ -3,8 +3,9 @@
 How much a model relies on exact RGB-depth registration: on a well registered frame a
 guided model's error is smallest at shift (0, 0) and grows fast away from it (depth-x8
 on the motorcycle: +9-10 % at one pixel, +25-26 % at two). Each cell is ``pacup eval``'s
-headline metric (protocol B) with the guide shifted by (dy, dx) px, content moving down / right for positive values, edge pixels
-repeated (:func:`pacup.train.synth.shift_image`). Prints a table; asserts nothing.
+headline metric (protocol B) with the guide shifted by (dy, dx) px, content moving down /
+right for positive values, edge pixels repeated (:func:`pacup.train.synth.shift_image`).
+Prints a table; asserts nothing.
 
 A minimum away from (0, 0) is no registration estimate on its own: moving the guide also
 takes its edges off the depth edges, so the network falls back to smooth interpolation
