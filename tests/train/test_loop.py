@@ -70,7 +70,8 @@ def test_release_counts_training_time_across_resumes(tmp_path):
     # The summary (minutes, rounded to 0.01) and the final checkpoint count all sessions too.
     assert s["minutes"] == pytest.approx(secs[-1] / 60, abs=0.01)
     final = torch.load(tmp_path / "r" / "last_state.pt", weights_only=False)
-    assert final["step"] == 3 and final["seconds"] >= secs[-1]
+    # (the log rounds seconds to 0.01, the checkpoint keeps them exact)
+    assert final["step"] == 3 and final["seconds"] >= secs[-1] - 0.005
 
 
 def test_batches_are_a_function_of_seed_and_step():
