@@ -58,7 +58,7 @@ def main():
     import torch
 
     from pacup.train.degrade import crop_to_multiple, degrade
-    from pacup.train.evaluate import DEPTH_BORDER, _align, protocol_method, resolve_method
+    from pacup.train.evaluate import DEPTH_BORDER, _align, _border_mask, protocol_method, resolve_method
     from pacup.train.folders import load_dataset
     from pacup.train.synth import shift_image
 
@@ -66,8 +66,7 @@ def main():
     samples = load_dataset(args.data, "depth", args.depth_scale)
     bands = sorted(set(args.bands))
     edges = [-1] + bands + [10**9]
-    names = [f"({lo}, {hi}]" if hi < 10**9 else f"> {lo}" for lo, hi in zip(edges[:-1], edges[1:])]
-    names[0] = f"<= {bands[0]}"
+    names = [f"<= {bands[0]}"] + [f"({lo}, {hi}]" for lo, hi in zip(bands, bands[1:])] + [f"> {bands[-1]}"]
     deg = protocol_method("B")
     methods = [resolve_method(m, "depth", args.factor) for m in args.method]
     for s in samples:
@@ -75,14 +74,11 @@ def main():
         gt, valid = crop_to_multiple(s.gt, f), crop_to_multiple(s.valid, f)
         guide = np.array(crop_to_multiple(shift_image(np.asarray(s.guide), *args.shift), f))
         low, lv = degrade(gt, f, deg, valid=valid)
-        sel = valid.copy()
-        b = DEPTH_BORDER
-        sel[:b] = sel[-b:] = False
-        sel[:, :b] = sel[:, -b:] = False
+        sel = valid & _border_mask(gt.shape, DEPTH_BORDER) & np.isfinite(gt)  # as pacup eval's metrics
         dist = hole_distance(valid, bands[-1])
         scale, unit = (100.0, "cm") if s.units == "m" else (1.0, s.units)
         print(f"{s.name}: x{f}, protocol B, guide shifted by {tuple(args.shift)}; "
-              f"{100 * (~s.valid).mean():.1f} % of the ground truth invalid; RMSE in {unit}")
+              f"{100 * (~valid).mean():.1f} % of the ground truth invalid; RMSE in {unit}")
         print(f"{'method':<44}{'RMSE':>9}" + "".join(f"{n:>26}" for n in names))
         share = [((dist > lo) & (dist <= hi) & sel).sum() / sel.sum() for lo, hi in zip(edges[:-1], edges[1:])]
         print(f"{'  share of pixels':<44}{'':>9}" + "".join(f"{100 * v:>25.1f}%" for v in share))
