@@ -1110,6 +1110,10 @@ def train(
     guide_aug: Annotated[Optional[float], typer.Option(
         "--guide-aug", min=0.0, max=1.0, help="Share of synthetic guides given a camera's blur, colour response, "
         "noise and JPEG (domain randomisation).", show_default="0.8 for flow, 0 for depth")] = None,
+    guide_blur: Annotated[float, typer.Option(
+        "--guide-blur", min=0.0, max=4.0, help="Largest sigma (px) of the Gaussian point-spread function every "
+        "synthetic guide gets (drawn from [1/3, 1] of it): real cameras spread an edge over 2-3 px, the "
+        "renderer puts it in one.")] = 0.0,
     frames: Annotated[Optional[float], typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
         "legs and rails) instead of compact shapes.", show_default="0.5 for flow")] = None,
@@ -1167,6 +1171,7 @@ def train(
                           misalign=misalign,
                           disparity=_recipe("disparity", disparity), clutter=_recipe("clutter", clutter),
                           frames=_recipe("frames", frames), guide_aug=_recipe("guide_aug", guide_aug),
+                          guide_blur=guide_blur,
                           warmup=warmup,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,

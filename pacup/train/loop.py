@@ -97,6 +97,7 @@ class TrainConfig:
     misalign: float = 0.0
     frames: float = 0.0
     guide_aug: float = 0.0
+    guide_blur: float = 0.0
     zero_init_head: bool = False
     init: str = "default"
     synthetic_pool: int = 1000
@@ -184,7 +185,8 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
     for k, spec in enumerate(cfg.data):
         if spec in ("synthetic", f"synthetic-{cfg.task}"):
             kw = dict(crop=cfg.crop, method=method, length=cfg.synthetic_pool, seed=cfg.seed,
-                      noise_std=cfg.noise_std, holes=cfg.holes, guide_aug=cfg.guide_aug)
+                      noise_std=cfg.noise_std, holes=cfg.holes, guide_aug=cfg.guide_aug,
+                      guide_blur=cfg.guide_blur)
             if cfg.task == "flow":
                 parts.append(SyntheticFlowDataset(cfg.factor, frames=cfg.frames, **kw))
             else:
@@ -427,7 +429,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             synthetic depth items given as inverse depth / with cluttered rooms; frames: share
             of chair-like synthetic flow objects (:mod:`pacup.train.synth`); guide_aug: share
             of synthetic guides given a camera's blur, colour, noise and JPEG
-            (:func:`~pacup.train.synth.augment_guide`).
+            (:func:`~pacup.train.synth.augment_guide`); guide_blur: largest sigma (px) of
+            the Gaussian point-spread function every synthetic guide gets, drawn uniformly
+            from [guide_blur / 3, guide_blur] (:func:`~pacup.train.synth.camera_blur`).
             synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time (of this session). grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
@@ -571,7 +575,7 @@ def main(argv=None) -> int:
                  "val_every", "val_size", "warmup"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "misalign", "frames",
-                 "guide_aug"):
+                 "guide_aug", "guide_blur"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
     p.add_argument("--resume", action="store_true")
@@ -600,7 +604,7 @@ def main(argv=None) -> int:
                       guide_scale=a.guide_scale if a.guide_scale and a.guide_scale > 0 else None,
                       residual=a.residual, noise_std=a.noise_std, holes=a.holes, occlusion=a.occlusion,
                       disparity=a.disparity, clutter=a.clutter, misalign=a.misalign, frames=a.frames, warmup=a.warmup,
-                      guide_aug=a.guide_aug,
+                      guide_aug=a.guide_aug, guide_blur=a.guide_blur,
                       synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,

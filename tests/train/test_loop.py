@@ -191,6 +191,15 @@ def test_only_a_revisited_pool_is_cached(pool, steps, cached):
     assert isinstance(ds, _Cached) is cached and len(ds) == pool
 
 
+@pytest.mark.parametrize("task", ["depth", "flow"])
+def test_guide_options_reach_the_synthetic_data(task):
+    from pacup.train.loop import make_sources
+
+    ds = make_sources(TrainConfig(**{**TINY, "task": task, "steps": 1, "synthetic_pool": 8,
+                                     "guide_blur": 0.9, "guide_aug": 0.25}))
+    assert (ds.guide_blur, ds.guide_aug) == (0.9, 0.25)
+
+
 @pytest.mark.parametrize("ablation", [None, "k1", "concat"])
 def test_zero_init_head_starts_at_bicubic(ablation):
     import torch.nn.functional as F

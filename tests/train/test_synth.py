@@ -465,3 +465,39 @@ def test_guide_augmentation_changes_only_the_guide(cls):
         assert torch.equal(b["guide"], aug[i]["guide"])  # deterministic per item
     with pytest.raises(ValueError, match="guide_aug"):
         cls(4, 64, guide_aug=1.5)
+
+
+@pytest.mark.parametrize("cls", [SyntheticDepthDataset, SyntheticFlowDataset])
+def test_guide_blur_softens_only_the_guide(cls):
+    plain = cls(4, 64, length=4, seed=3)
+    soft = cls(4, 64, length=4, seed=3, guide_blur=1.5)
+
+    def grad(g):  # mean absolute horizontal luminance step
+        return float((g[:, :, 1:] - g[:, :, :-1]).abs().mean())
+
+    for i in range(4):
+        a, b = plain[i], soft[i]
+        for k in a:
+            if k != "guide":
+                assert torch.equal(a[k], b[k]), k
+        assert b["guide"].shape == a["guide"].shape
+        assert grad(b["guide"]) < 0.9 * grad(a["guide"])
+        # Only blurred: the mean colour stays (up to uint8 rounding and the repeated edges).
+        assert abs(float(a["guide"].mean() - b["guide"].mean())) < 0.02
+        assert torch.equal(b["guide"], soft[i]["guide"])  # deterministic per item
+    for bad in (-0.5, 100.0):
+        with pytest.raises(ValueError, match="guide_blur"):
+            cls(4, 64, guide_blur=bad)
+
+
+def test_camera_blur_spreads_a_one_pixel_step():
+    from pacup.train.synth import camera_blur
+
+    step = np.zeros((16, 16, 3), np.uint8)
+    step[:, 8:] = 200
+    assert camera_blur(step, 0.0) is step
+    row = camera_blur(step, 1.0)[8, :, 0].astype(int)
+    d = np.abs(np.diff(row))
+    # The step no longer sits in one pixel pair: its neighbours carry a large part of it.
+    assert d[7] < 200 and d[6] > 0.3 * d[7] and d[8] > 0.3 * d[7]
+    assert row[0] == 0 and row[-1] == 200
