@@ -49,3 +49,16 @@ def test_hole_distance_is_chebyshev_and_capped():
     cheb = np.maximum(abs(yy - 4), abs(xx - 5))
     np.testing.assert_array_equal(d, np.minimum(cheb, 4))
     assert probe.hole_distance(np.ones((4, 4), bool), limit=2).min() == 3  # no hole: all capped
+
+
+def test_flow_bands_marks_both_sides_of_a_motion_boundary_and_scales_8_bit_guides():
+    probe = _load("flow_bands")
+    flow = np.zeros((6, 8, 2), np.float32)
+    flow[:, 5:, 0] = 3.0  # a 3 px jump between columns 4 and 5
+    flow[:, :2, 1] = 0.5  # a jump below the threshold
+    b = probe.motion_boundaries(flow, jump=1.0)
+    assert b[:, [4, 5]].all() and b.sum() == 12
+    guide = np.zeros((6, 8, 3), np.uint8)
+    guide[:, 3:] = 40  # a luminance step of 40 / 255: an edge at 0.05 but not at 0.2
+    for g in (guide, guide.astype(np.float32) / 255):
+        assert probe.guide_edges(g, 0.05)[:, [2, 3]].all() and not probe.guide_edges(g, 0.2).any()
