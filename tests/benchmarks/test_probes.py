@@ -62,3 +62,19 @@ def test_flow_bands_marks_both_sides_of_a_motion_boundary_and_scales_8_bit_guide
     guide[:, 3:] = 40  # a luminance step of 40 / 255: an edge at 0.05 but not at 0.2
     for g in (guide, guide.astype(np.float32) / 255):
         assert probe.guide_edges(g, 0.05)[:, [2, 3]].all() and not probe.guide_edges(g, 0.2).any()
+
+
+def test_edge_profile_is_near_zero_for_a_one_pixel_step_and_grows_with_blur():
+    probe = _load("edge_profile")
+    from pacup.train.synth import camera_blur
+
+    depth = np.where(np.arange(32)[None, :] < 16, 1.0, 2.0).astype(np.float32).repeat(16, 0)
+    guide = np.zeros((16, 32, 3), np.uint8)
+    guide[:, 16:] = 180
+    guide[::4, :8] = 30  # texture away from the boundary
+    pairs = probe.boundary_pairs(depth, np.ones_like(depth, bool), "depth")
+    assert pairs[:, 15].all() and pairs.sum() == 16
+    sharp = probe.profile(guide, pairs)
+    soft = probe.profile(camera_blur(guide, 1.0), pairs)
+    assert sharp[2] == 1.0 and max(sharp[1], sharp[3]) < 0.01
+    assert 0.3 < soft[1] < 1 and 0.3 < soft[3] < 1 and soft[0] < soft[1]

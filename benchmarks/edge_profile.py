@@ -1,0 +1,82 @@
+"""How sharp a guide's edges are where the ground truth has its boundaries.
+
+For each horizontal pixel pair across a ground-truth boundary (flow: the vectors differ by
+more than ``--jump`` px; depth: the values by more than ``--rel`` relative), the guide's
+luminance step across the pairs 1 and 2 px to either side, relative to the step across the
+boundary pair itself, averaged over the images. A one-pixel step (a point-sampled render)
+gives values near 0, a camera's blurred edge larger ones. Works on a folder dataset or on
+the synthetic scenes (``--data synthetic-flow`` / ``synthetic-depth``), optionally blurred
+as ``pacup train --guide-blur`` does (``--blur SIGMA``, :func:`pacup.train.synth.camera_blur`).
+Prints one line; asserts nothing.
+
+    python benchmarks/edge_profile.py --data ../shared/data/flow/flyingchairs9 --task flow
+    python benchmarks/edge_profile.py --data synthetic-flow --task flow --blur 0.8
+    python benchmarks/edge_profile.py --data synthetic-depth --task depth --n 5 --size 500,740
+"""
+
+from __future__ import annotations
+
+import argparse
+
+import numpy as np
+
+
+def boundary_pairs(gt: np.ndarray, valid: np.ndarray, task: str, jump: float = 1.0, rel: float = 0.05):
+    """(H, W-1) bool: horizontal pairs (x, x+1) across a ground-truth boundary, both valid."""
+    a, b = gt[:, 1:], gt[:, :-1]
+    both = valid[:, 1:] & valid[:, :-1]
+    if task == "flow":
+        return both & (np.linalg.norm(a - b, axis=2) > jump)
+    return both & (np.abs(a - b) / np.maximum(np.minimum(a, b), 1e-6) > rel)
+
+
+def profile(guide: np.ndarray, pairs: np.ndarray, offsets=(-2, -1, 0, 1, 2)) -> np.ndarray:
+    """Mean luminance step of the pairs ``offset`` px right of each boundary pair (negative:
+    left), relative to offset 0."""
+    g = np.asarray(guide, np.float32)
+    if np.asarray(guide).dtype == np.uint8:
+        g = g / 255.0
+    y = g @ np.array([0.299, 0.587, 0.114], np.float32)
+    step = np.abs(y[:, 1:] - y[:, :-1])
+    vals = np.array([np.roll(step, -o, axis=1)[pairs].mean() for o in offsets])
+    return vals / vals[list(offsets).index(0)]
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--data", required=True, help="a folder dataset, synthetic-flow or synthetic-depth")
+    ap.add_argument("--task", choices=["depth", "flow"], required=True)
+    ap.add_argument("--blur", type=float, default=0.0, help="blur the guides first (sigma, px)")
+    ap.add_argument("--n", type=int, default=8, help="synthetic scenes")
+    ap.add_argument("--size", default="384,512", help="synthetic scenes' H,W")
+    ap.add_argument("--jump", type=float, default=1.0, help="flow boundary: vector difference, px")
+    ap.add_argument("--rel", type=float, default=0.05, help="depth boundary: relative difference")
+    args = ap.parse_args()
+
+    from pacup.train.synth import camera_blur, make_depth_scene, make_flow_scene
+
+    items = []
+    if args.data.startswith("synthetic"):
+        h, w = (int(v) for v in args.size.split(","))
+        for i in range(args.n):
+            if args.task == "flow":
+                sc = make_flow_scene(i, h, w, frames=0.5)
+                items.append((sc["img0"], sc["flow"], np.ones((h, w), bool)))
+            else:
+                sc = make_depth_scene(i, h, w, clutter=0.5)
+                d = sc["depth"]
+                items.append((sc["rgb"], d, np.isfinite(d) & (d > 0)))
+    else:
+        from pacup.train.folders import load_dataset
+
+        items = [(s.guide, s.gt, s.valid) for s in load_dataset(args.data, args.task)]
+    offsets = (-2, -1, 0, 1, 2)
+    rows = [profile(camera_blur(np.asarray(g), args.blur) if args.blur else g,
+                    boundary_pairs(gt, v, args.task, args.jump, args.rel), offsets) for g, gt, v in items]
+    mean = np.mean(rows, axis=0)
+    print(f"{args.data} ({len(items)} images, blur {args.blur}): step at offsets {offsets} px relative to the "
+          "boundary pair: " + " ".join(f"{v:.3f}" for v in mean))
+
+
+if __name__ == "__main__":
+    main()
