@@ -1212,7 +1212,7 @@ def camera_blur(rgb: np.ndarray, sigma: float) -> np.ndarray:
     repeat).
 
     The renderers here sample one ray per pixel, so an object's outline is a one-pixel
-    step: the luminance step across a motion / depth boundary falls to 13-25 % of its
+    step: the luminance step across a motion / depth boundary falls to 13-26 % of its
     value one pixel to either side. Real guides spread it: measured with that profile
     (one pixel to either side, relative to the boundary pair itself), 0.47-0.49 on the
     FlyingChairs dev pairs and 0.68-0.69 on the Middlebury motorcycle, which synthetic
@@ -1422,7 +1422,8 @@ class SyntheticFlowDataset(_SynthBase):
 
 
 __all__ = [
-    "augment_guide", "camera_blur", "GUIDE_BLUR_MAX", "stereo_occlusion", "make_depth_scene", "make_flow_scene", "render_depth_scene", "render_flow_layers",
+    "augment_guide", "camera_blur", "GUIDE_BLUR_MAX", "stereo_occlusion",
+    "make_depth_scene", "make_flow_scene", "render_depth_scene", "render_flow_layers",
     "DepthScene", "Tex", "Decal", "Room", "Box", "Sphere", "Cylinder", "Shape", "FlowLayer",
     "affine_about", "affine_inverse", "camera_rays", "item_seed",
     "SyntheticDepthDataset", "SyntheticFlowDataset", "crop_to_multiple",
