@@ -17,8 +17,14 @@ Prints one line; asserts nothing.
 from __future__ import annotations
 
 import argparse
+import sys
+from pathlib import Path
 
 import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from flow_bands import luminance  # noqa: E402
 
 
 def boundary_pairs(gt: np.ndarray, valid: np.ndarray, task: str, jump: float = 1.0, rel: float = 0.05):
@@ -33,10 +39,7 @@ def boundary_pairs(gt: np.ndarray, valid: np.ndarray, task: str, jump: float = 1
 def profile(guide: np.ndarray, pairs: np.ndarray, offsets=(-2, -1, 0, 1, 2)) -> np.ndarray:
     """Mean luminance step of the pairs ``offset`` px right of each boundary pair (negative:
     left), relative to offset 0."""
-    g = np.asarray(guide, np.float32)
-    if np.asarray(guide).dtype == np.uint8:
-        g = g / 255.0
-    y = g @ np.array([0.299, 0.587, 0.114], np.float32)
+    y = luminance(guide)
     step = np.abs(y[:, 1:] - y[:, :-1])
     vals = np.array([np.roll(step, -o, axis=1)[pairs].mean() for o in offsets])
     return vals / vals[list(offsets).index(0)]

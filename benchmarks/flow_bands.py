@@ -44,16 +44,21 @@ def motion_boundaries(flow, jump: float):
     return b
 
 
-def guide_edges(guide, grad: float):
-    """Luminance gradient magnitude (central differences on [0, 1] RGB; 8-bit guides are
-    scaled) above ``grad``."""
+def luminance(guide):
+    """(H, W) luminance of an RGB guide in [0, 1] (8-bit guides are scaled)."""
     import numpy as np
 
     g = np.asarray(guide, np.float32)
     if np.asarray(guide).dtype == np.uint8:
         g = g / 255.0
-    y = g @ np.array([0.299, 0.587, 0.114], np.float32)
-    gy, gx = np.gradient(y)
+    return g @ np.array([0.299, 0.587, 0.114], np.float32)
+
+
+def guide_edges(guide, grad: float):
+    """Luminance gradient magnitude (central differences) above ``grad``."""
+    import numpy as np
+
+    gy, gx = np.gradient(luminance(guide))
     return np.hypot(gx, gy) > grad
 
 
