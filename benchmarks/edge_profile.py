@@ -27,13 +27,19 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from flow_bands import luminance  # noqa: E402
 
 
-def boundary_pairs(gt: np.ndarray, valid: np.ndarray, task: str, jump: float = 1.0, rel: float = 0.05):
-    """(H, W-1) bool: horizontal pairs (x, x+1) across a ground-truth boundary, both valid."""
+def boundary_pairs(gt: np.ndarray, valid: np.ndarray, task: str, jump: float = 1.0, rel: float | None = None):
+    """(H, W-1) bool: horizontal pairs (x, x+1) across a ground-truth boundary, both valid.
+    Depth uses ``pacup eval``'s discontinuity rule (:func:`pacup.train.evaluate.depth_edge_mask`:
+    ``|a - b| > rel * min(a, b)``, ``rel`` by default its ``EDGE_RELATIVE_JUMP``), per pair."""
+    from pacup.train.evaluate import EDGE_RELATIVE_JUMP
+
     a, b = gt[:, 1:], gt[:, :-1]
     both = valid[:, 1:] & valid[:, :-1]
     if task == "flow":
         return both & (np.linalg.norm(a - b, axis=2) > jump)
-    return both & (np.abs(a - b) / np.maximum(np.minimum(a, b), 1e-6) > rel)
+    rel = EDGE_RELATIVE_JUMP if rel is None else rel
+    with np.errstate(invalid="ignore"):
+        return both & (np.abs(a - b) > rel * np.minimum(a, b))
 
 
 def profile(guide: np.ndarray, pairs: np.ndarray, offsets=(-2, -1, 0, 1, 2)) -> np.ndarray:
@@ -53,7 +59,8 @@ def main():
     ap.add_argument("--n", type=int, default=8, help="synthetic scenes")
     ap.add_argument("--size", default="384,512", help="synthetic scenes' H,W")
     ap.add_argument("--jump", type=float, default=1.0, help="flow boundary: vector difference, px")
-    ap.add_argument("--rel", type=float, default=0.05, help="depth boundary: relative difference")
+    ap.add_argument("--rel", type=float, default=None,
+                    help="depth boundary: relative difference (default: pacup eval's, 0.05)")
     args = ap.parse_args()
 
     from pacup.train.synth import camera_blur, make_depth_scene, make_flow_scene
