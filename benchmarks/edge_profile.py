@@ -7,11 +7,17 @@ boundary pair itself, averaged over the images. A one-pixel step (a point-sample
 gives values near 0, a camera's blurred edge larger ones. Works on a folder dataset or on
 the synthetic scenes (``--data synthetic-flow`` / ``synthetic-depth``), optionally blurred
 as ``pacup train --guide-blur`` does (``--blur SIGMA``, :func:`pacup.train.synth.camera_blur`).
-Prints one line; asserts nothing.
+
+A second line gives the guide's contrast there: the median luminance gradient magnitude
+(central differences, [0, 1] RGB) on the pixels of the boundary pairs, and on the pixels
+more than 2 px from any of them (texture and flat areas); ``--contrast F`` first stretches
+synthetic guides by F as ``pacup train --guide-contrast`` does
+(:func:`pacup.train.synth.stretch_contrast`). Prints two lines; asserts nothing.
 
     python benchmarks/edge_profile.py --data ../shared/data/flow/flyingchairs9 --task flow
     python benchmarks/edge_profile.py --data synthetic-flow --task flow --blur 0.8
     python benchmarks/edge_profile.py --data synthetic-depth --task depth --n 5 --size 500,740
+    python benchmarks/edge_profile.py --data synthetic-flow --task flow --contrast 2.3
 """
 
 from __future__ import annotations
@@ -25,6 +31,7 @@ import numpy as np
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from flow_bands import luminance  # noqa: E402
+from hole_error import hole_distance  # noqa: E402
 
 
 def boundary_pairs(gt: np.ndarray, valid: np.ndarray, task: str, jump: float = 1.0, rel: float | None = None):
@@ -51,11 +58,24 @@ def profile(guide: np.ndarray, pairs: np.ndarray, offsets=(-2, -1, 0, 1, 2)) -> 
     return vals / vals[list(offsets).index(0)]
 
 
+def contrast(guide: np.ndarray, pairs: np.ndarray, radius: int = 2) -> tuple[float, float]:
+    """Median luminance gradient magnitude on the pixels of the boundary ``pairs`` and on
+    the pixels farther than ``radius`` px (Chebyshev) from all of them."""
+    gy, gx = np.gradient(luminance(guide))
+    mag = np.hypot(gx, gy)
+    on = np.zeros(mag.shape, bool)
+    on[:, 1:] |= pairs
+    on[:, :-1] |= pairs
+    away = hole_distance(~on, radius) > radius
+    return float(np.median(mag[on])), float(np.median(mag[away]))
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a folder dataset, synthetic-flow or synthetic-depth")
     ap.add_argument("--task", choices=["depth", "flow"], required=True)
     ap.add_argument("--blur", type=float, default=0.0, help="blur the guides first (sigma, px)")
+    ap.add_argument("--contrast", type=float, default=1.0, help="stretch the guides' contrast first (factor)")
     ap.add_argument("--n", type=int, default=8, help="synthetic scenes")
     ap.add_argument("--size", default="384,512", help="synthetic scenes' H,W")
     ap.add_argument("--jump", type=float, default=1.0, help="flow boundary: vector difference, px")
@@ -63,7 +83,7 @@ def main():
                     help="depth boundary: relative difference (default: pacup eval's, 0.05)")
     args = ap.parse_args()
 
-    from pacup.train.synth import camera_blur, make_depth_scene, make_flow_scene
+    from pacup.train.synth import camera_blur, make_depth_scene, make_flow_scene, stretch_contrast
 
     items = []
     if args.data.startswith("synthetic"):
@@ -81,11 +101,19 @@ def main():
 
         items = [(s.guide, s.gt, s.valid) for s in load_dataset(args.data, args.task)]
     offsets = (-2, -1, 0, 1, 2)
-    rows = [profile(camera_blur(np.asarray(g), args.blur) if args.blur else g,
-                    boundary_pairs(gt, v, args.task, args.jump, args.rel), offsets) for g, gt, v in items]
+    rows, cons = [], []
+    for g, gt, v in items:
+        g = stretch_contrast(np.asarray(g), args.contrast)
+        g = camera_blur(g, args.blur) if args.blur else g
+        pairs = boundary_pairs(gt, v, args.task, args.jump, args.rel)
+        rows.append(profile(g, pairs, offsets))
+        cons.append(contrast(g, pairs))
     mean = np.mean(rows, axis=0)
-    print(f"{args.data} ({len(items)} images, blur {args.blur}): step at offsets {offsets} px relative to the "
-          "boundary pair: " + " ".join(f"{v:.3f}" for v in mean))
+    on, away = np.mean(cons, axis=0)
+    what = f"{args.data} ({len(items)} images, blur {args.blur}, contrast x{args.contrast})"
+    print(f"{what}: step at offsets {offsets} px relative to the boundary pair: " + " ".join(f"{v:.3f}" for v in mean))
+    print(f"{what}: median luminance gradient on the boundaries {on:.4f}, more than 2 px from them {away:.4f} "
+          "(mean over the images)")
 
 
 if __name__ == "__main__":

@@ -1114,6 +1114,10 @@ def train(
         "--guide-blur", min=0.0, max=4.0, help="Largest sigma (px) of the Gaussian point-spread function every "
         "synthetic guide gets (drawn from [1/3, 1] of it): real cameras spread an edge over 2-3 px, the "
         "renderer puts it in one.")] = 0.0,
+    guide_contrast: Annotated[float, typer.Option(
+        "--guide-contrast", min=1.0, max=4.0, help="Largest factor by which a synthetic guide's contrast is "
+        "stretched (drawn log-uniformly from [1, it]): the synthetic scenes are lower in contrast than real "
+        "guides (1: off).")] = 1.0,
     frames: Annotated[Optional[float], typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
         "legs and rails) instead of compact shapes.", show_default="0.5 for flow")] = None,
@@ -1171,7 +1175,7 @@ def train(
                           misalign=misalign,
                           disparity=_recipe("disparity", disparity), clutter=_recipe("clutter", clutter),
                           frames=_recipe("frames", frames), guide_aug=_recipe("guide_aug", guide_aug),
-                          guide_blur=guide_blur,
+                          guide_blur=guide_blur, guide_contrast=guide_contrast,
                           warmup=warmup,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,

@@ -62,6 +62,13 @@ __all__ = ["TrainConfig", "train", "build_train_model", "normalise_batch", "mask
 
 LOSSES = ("l1", "mse")
 
+# What a resumed run may be given anew: its length and pool (a longer schedule over more
+# scenes, as the model card's 6000-step runs were), the machine and the bookkeeping.
+# Every other option shapes the model or its data, and must be what the run started with.
+RESUME_MAY_CHANGE = frozenset({"steps", "synthetic_pool", "resume", "out_dir", "device", "threads", "workers",
+                               "cache", "amp", "progress", "log_every", "ckpt_every", "val_every", "val_size",
+                               "max_minutes"})
+
 
 @dataclass
 class TrainConfig:
@@ -98,6 +105,7 @@ class TrainConfig:
     frames: float = 0.0
     guide_aug: float = 0.0
     guide_blur: float = 0.0
+    guide_contrast: float = 1.0
     zero_init_head: bool = False
     init: str = "default"
     synthetic_pool: int = 1000
@@ -186,7 +194,7 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
         if spec in ("synthetic", f"synthetic-{cfg.task}"):
             kw = dict(crop=cfg.crop, method=method, length=cfg.synthetic_pool, seed=cfg.seed,
                       noise_std=cfg.noise_std, holes=cfg.holes, guide_aug=cfg.guide_aug,
-                      guide_blur=cfg.guide_blur)
+                      guide_blur=cfg.guide_blur, guide_contrast=cfg.guide_contrast)
             if cfg.task == "flow":
                 parts.append(SyntheticFlowDataset(cfg.factor, frames=cfg.frames, **kw))
             else:
@@ -431,7 +439,10 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             of synthetic guides given a camera's blur, colour, noise and JPEG
             (:func:`~pacup.train.synth.augment_guide`); guide_blur: largest sigma (px) of
             the Gaussian point-spread function every synthetic guide gets, drawn uniformly
-            from [guide_blur / 3, guide_blur] (:func:`~pacup.train.synth.camera_blur`).
+            from [guide_blur / 3, guide_blur] (:func:`~pacup.train.synth.camera_blur`);
+            guide_contrast: largest factor by which a synthetic guide's contrast is
+            stretched, drawn log-uniformly from [1, guide_contrast]
+            (:func:`~pacup.train.synth.stretch_contrast`; 1: off).
             synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time (of this session). grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
@@ -470,6 +481,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     start, seconds_before = 0, 0.0
     state_path = out / "last_state.pt"
     if cfg.resume and state_path.is_file():
+        _check_resume_config(cfg, out / "config.json")
         state = torch.load(state_path, map_location=device, weights_only=False)
         _load_weights(model, out / "last.safetensors")
         model.to(device)
@@ -564,6 +576,30 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     return summary
 
 
+def _check_resume_config(cfg: TrainConfig, path: Path) -> None:
+    """Refuse to resume a run with options that change its model or data (a run that
+    silently switched recipe half-way is neither run): ValueError naming each option."""
+    if not path.is_file():
+        return
+    try:
+        saved = json.loads(path.read_text())
+    except (OSError, ValueError) as exc:
+        raise ValueError(f"{path}: cannot read the run's configuration to resume it ({exc})") from exc
+    defaults = asdict(TrainConfig())
+    now = asdict(cfg)
+    diff = [f"{k} {now[k]!r} (the run has {saved.get(k, defaults[k])!r})" for k in now
+            if k not in RESUME_MAY_CHANGE and _norm(saved.get(k, defaults[k])) != _norm(now[k])]
+    if diff:
+        raise ValueError(f"{path}: --resume with options that differ from the run's: " + "; ".join(diff)
+                         + ". Give the run's own options again (only steps, synthetic_pool and the machine's "
+                         "settings may change on resume).")
+
+
+def _norm(v):
+    """JSON round trip, so that a tuple and the list it was saved as compare equal."""
+    return json.loads(json.dumps(v))
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(prog="python -m pacup.train.loop", description="Train a joint upsampling network.")
     d = TrainConfig()
@@ -575,7 +611,7 @@ def main(argv=None) -> int:
                  "val_every", "val_size", "warmup"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "misalign", "frames",
-                 "guide_aug", "guide_blur"):
+                 "guide_aug", "guide_blur", "guide_contrast"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
     p.add_argument("--resume", action="store_true")
@@ -604,7 +640,7 @@ def main(argv=None) -> int:
                       guide_scale=a.guide_scale if a.guide_scale and a.guide_scale > 0 else None,
                       residual=a.residual, noise_std=a.noise_std, holes=a.holes, occlusion=a.occlusion,
                       disparity=a.disparity, clutter=a.clutter, misalign=a.misalign, frames=a.frames, warmup=a.warmup,
-                      guide_aug=a.guide_aug, guide_blur=a.guide_blur,
+                      guide_aug=a.guide_aug, guide_blur=a.guide_blur, guide_contrast=a.guide_contrast,
                       synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,

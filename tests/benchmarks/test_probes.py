@@ -78,3 +78,7 @@ def test_edge_profile_is_near_zero_for_a_one_pixel_step_and_grows_with_blur():
     soft = probe.profile(camera_blur(guide, 1.0), pairs)
     assert sharp[2] == 1.0 and max(sharp[1], sharp[3]) < 0.01
     assert 0.3 < soft[1] < 1 and 0.3 < soft[3] < 1 and soft[0] < soft[1]
+    # Contrast: the boundary's gradient (a 180-level step halved by central differences),
+    # and none where the guide is flat (the texture rows are a quarter of the far pixels).
+    on, away = probe.contrast(guide, pairs)
+    assert on == pytest.approx(90 / 255, rel=1e-4) and away == 0.0

@@ -20,7 +20,7 @@ def test_train_writes_a_model_the_other_commands_take(invoke, tmp_path, depth_pa
     cfg = json.loads((run / "config.json").read_text())
     # The released recipe's data mix and warmup are the defaults.
     assert (cfg["factor"], cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["guide_aug"], cfg["warmup"],
-            cfg["misalign"]) == (4, 0.5, 0.5, 0.0, 0.0, 150, 0.0)
+            cfg["misalign"], cfg["guide_contrast"]) == (4, 0.5, 0.5, 0.0, 0.0, 150, 0.0, 1.0)
     model = run / "model.safetensors"
     # The model runs in `pacup depth` and in `pacup eval`.
     low, guide = depth_pair
@@ -47,9 +47,10 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(invoke, tmp_
     import pacup.train.loop as loop
 
     straight = tmp_path / "straight"
-    assert invoke("train", "--task", "flow", *TINY, "-o", straight).exit_code == 0
+    assert invoke("train", "--task", "flow", *TINY, "--guide-contrast", "2", "-o", straight).exit_code == 0
     cfg = json.loads((straight / "config.json").read_text())
-    assert (cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["guide_aug"]) == (0.0, 0.0, 0.5, 0.8)
+    assert (cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["guide_aug"], cfg["guide_contrast"]) == \
+        (0.0, 0.0, 0.5, 0.8, 2.0)
 
     real_loss, calls = loop.masked_loss, {"n": 0}
 
@@ -61,7 +62,7 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(invoke, tmp_
 
     run = tmp_path / "interrupted"
     monkeypatch.setattr(loop, "masked_loss", interrupt_on_third_step)
-    result = invoke("train", "--task", "flow", *TINY, "-o", run)
+    result = invoke("train", "--task", "flow", *TINY, "--guide-contrast", "2", "-o", run)
     assert result.exit_code == 130
     assert "--resume" in result.stderr
     import torch
@@ -70,7 +71,12 @@ def test_ctrl_c_saves_a_checkpoint_and_resume_finishes_the_same_run(invoke, tmp_
     assert not (run / "model.safetensors").exists()
 
     monkeypatch.setattr(loop, "masked_loss", real_loss)
+    # Resuming with another recipe would make a run that is neither: refused, nothing written.
     result = invoke("train", "--task", "flow", *TINY, "-o", run, "--resume")
+    assert result.exit_code == 2
+    one_line_error(result.stderr, "config.json", "guide_contrast 1.0", "2.0")
+    assert torch.load(run / "last_state.pt", weights_only=False)["step"] == 2
+    result = invoke("train", "--task", "flow", *TINY, "--guide-contrast", "2", "-o", run, "--resume")
     assert result.exit_code == 0, result.output
     a, b = load_file(straight / "model.safetensors"), load_file(run / "model.safetensors")
     assert a.keys() == b.keys()

@@ -48,6 +48,18 @@ def test_resume_continues_identically(tmp_path):
     assert state["step"] == 4 and state["optimizer"]["state"]
 
 
+def test_resume_refuses_another_recipe_but_takes_a_longer_schedule(tmp_path):
+    cfg = dict(TINY, steps=3)
+    out = str(tmp_path / "r")
+    train(TrainConfig(**cfg, out_dir=out, max_minutes=0))
+    for change in ({"lr": 5e-4}, {"seed": 1}, {"guide_contrast": 2.0}, {"ablation": "k1"}):
+        with pytest.raises(ValueError, match=f"config.json: --resume .*{next(iter(change))}"):
+            train(TrainConfig(**{**cfg, **change}, out_dir=out, resume=True))
+    assert torch.load(tmp_path / "r" / "last_state.pt", weights_only=False)["step"] == 1
+    s = train(TrainConfig(**{**cfg, "steps": 4, "synthetic_pool": 12}, out_dir=out, resume=True))
+    assert s["step"] == 4
+
+
 def test_release_counts_training_time_across_resumes(tmp_path):
     from pacup.train.release import train_seconds
 
@@ -196,8 +208,8 @@ def test_guide_options_reach_the_synthetic_data(task):
     from pacup.train.loop import make_sources
 
     ds = make_sources(TrainConfig(**{**TINY, "task": task, "steps": 1, "synthetic_pool": 8,
-                                     "guide_blur": 0.9, "guide_aug": 0.25}))
-    assert (ds.guide_blur, ds.guide_aug) == (0.9, 0.25)
+                                     "guide_blur": 0.9, "guide_aug": 0.25, "guide_contrast": 2.5}))
+    assert (ds.guide_blur, ds.guide_aug, ds.guide_contrast) == (0.9, 0.25, 2.5)
 
 
 @pytest.mark.parametrize("ablation", [None, "k1", "concat"])

@@ -490,6 +490,40 @@ def test_guide_blur_softens_only_the_guide(cls):
             cls(4, 64, guide_blur=bad)
 
 
+@pytest.mark.parametrize("cls", [SyntheticDepthDataset, SyntheticFlowDataset])
+def test_guide_contrast_stretches_only_the_guide(cls):
+    plain = cls(4, 64, length=6, seed=3)
+    hard = cls(4, 64, length=6, seed=3, guide_contrast=3.0)
+    ratios = []
+    for i in range(6):
+        a, b = plain[i], hard[i]
+        for k in a:
+            if k != "guide":
+                assert torch.equal(a[k], b[k]), k
+        assert b["guide"].shape == a["guide"].shape
+        assert 0 <= float(b["guide"].min()) and float(b["guide"].max()) <= 1
+        # Up to clipping, the spread around the mean grows by a factor in [1, 3].
+        ratios.append(float(b["guide"].std() / a["guide"].std()))
+        assert torch.equal(b["guide"], hard[i]["guide"])  # deterministic per item
+    assert all(0.99 <= r <= 3.0 + 1e-3 for r in ratios) and max(ratios) > 1.2
+    assert len(set(round(r, 3) for r in ratios)) > 1  # a factor per item, not one for all
+    for bad in (0.5, 5.0):
+        with pytest.raises(ValueError, match="guide_contrast"):
+            cls(4, 64, guide_contrast=bad)
+
+
+def test_stretch_contrast_scales_deviations_from_the_mean_level():
+    from pacup.train.synth import stretch_contrast
+
+    img = np.array([[[100, 100, 100], [130, 120, 110]]], np.uint8)  # mean level 110
+    assert stretch_contrast(img, 1.0) is img
+    out = stretch_contrast(img, 2.0).astype(int)
+    assert out.tolist() == [[[90, 90, 90], [150, 130, 110]]]
+    # Clipped like an exposed sensor, never wrapped.
+    assert stretch_contrast(np.array([[[0, 0, 0], [250, 250, 250]]], np.uint8), 4.0).tolist() == \
+        [[[0, 0, 0], [255, 255, 255]]]
+
+
 def test_camera_blur_spreads_a_one_pixel_step():
     from pacup.train.synth import camera_blur
 
