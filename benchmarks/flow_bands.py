@@ -14,8 +14,16 @@ eval``) over the pixels of a flow folder dataset into:
 It prints per band the share of pixels, the mean EPE there and the share of the method's
 summed EPE, over all images together. Prints tables; asserts nothing.
 
+What the guidance makes of the guide can be probed by changing it first: ``--contrast C``
+scales its contrast about its mean level (:func:`pacup.train.synth.stretch_contrast`), and
+``--guide`` replaces it: ``oracle`` is a colour image of the ground-truth flow (edges at the
+motion boundaries and nowhere else), ``blend`` the mean of the RGB and that, ``near`` the
+RGB within ``--radius`` + 1 px of a motion boundary and the RGB blurred (Gaussian, sigma 4)
+elsewhere.
+
     python benchmarks/flow_bands.py --data ../shared/data/flow/flyingchairs9 --factor 4 \\
         --method bicubic --method flow-x4 --method runs/flow-x4-k1/model.safetensors
+    python benchmarks/flow_bands.py --data ../shared/data/flow/flyingchairs9 --factor 4 --guide oracle ...
 """
 
 from __future__ import annotations
@@ -62,6 +70,42 @@ def guide_edges(guide, grad: float):
     return np.hypot(gx, gy) > grad
 
 
+def flow_colour(flow):
+    """uint8 (H, W, 3) image of a flow field: u and v each min-max scaled to red and green,
+    blue constant; its edges are the flow's."""
+    import numpy as np
+
+    def unit(a):
+        return (a - a.min()) / max(1e-6, float(a.max() - a.min()))
+
+    rgb = np.stack([unit(flow[..., 0]), unit(flow[..., 1]), np.full(flow.shape[:2], 0.5)], -1)
+    return (rgb * 255 + 0.5).astype(np.uint8)
+
+
+def probe_guide(guide, flow, mode: str = "rgb", contrast: float = 1.0, radius: int = 3):
+    """The guide as ``--guide`` / ``--contrast`` change it (see the module docstring)."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    from pacup.train.synth import stretch_contrast
+
+    g = np.asarray(guide)
+    if g.dtype != np.uint8:
+        g = (np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)
+    g = stretch_contrast(g, contrast)
+    if mode == "rgb":
+        return g
+    if mode == "oracle":
+        return flow_colour(flow)
+    if mode == "blend":
+        return ((g.astype(np.float32) + flow_colour(flow)) / 2 + 0.5).astype(np.uint8)
+    if mode == "near":
+        near = hole_distance(~motion_boundaries(flow, 1.0), radius + 1) <= radius + 1
+        soft = np.asarray(Image.fromarray(g).filter(ImageFilter.GaussianBlur(4)))
+        return np.where(near[..., None], g, soft)
+    raise ValueError(f"unknown guide mode {mode!r}")
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a flow folder dataset (pacup.train.folders)")
@@ -71,6 +115,9 @@ def main():
     ap.add_argument("--jump", type=float, default=1.0, help="flow difference (px) that marks a motion boundary")
     ap.add_argument("--radius", type=int, default=3, help="px around a motion boundary counted as 'motion'")
     ap.add_argument("--grad", type=float, default=0.05, help="luminance gradient that marks a guide edge")
+    ap.add_argument("--guide", default="rgb", choices=["rgb", "oracle", "blend", "near"],
+                    help="replace the guide first (see above)")
+    ap.add_argument("--contrast", type=float, default=1.0, help="scale the guide's contrast first")
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
 
@@ -90,7 +137,7 @@ def main():
     items = []
     for s in samples:
         gt, valid = crop_to_multiple(s.gt, f), crop_to_multiple(s.valid, f)
-        guide = np.array(crop_to_multiple(s.guide, f))
+        guide = np.array(crop_to_multiple(probe_guide(s.guide, s.gt, args.guide, args.contrast, args.radius), f))
         low, lv = degrade(gt, f, deg, valid=valid, flow=True)
         sel = valid & _border_mask(gt.shape[:2], FLOW_BORDER) & np.isfinite(gt).all(axis=2)
         near = hole_distance(~motion_boundaries(gt, args.jump), args.radius) <= args.radius
@@ -100,7 +147,7 @@ def main():
     n_sel = sum(int(it[4].sum()) for it in items)
     shares = [sum(int(it[5][i].sum()) for it in items) / n_sel for i in range(3)]
     print(f"{args.data}: x{f}, {len(items)} image(s); motion boundary: flow jump > {args.jump} px, "
-          f"radius {args.radius} px; guide edge: gradient > {args.grad}")
+          f"radius {args.radius} px; guide edge: gradient > {args.grad}; guide: {args.guide}, contrast x{args.contrast}")
     print(f"{'method':<44}{'EPE':>8}" + "".join(f"{n:>24}" for n in names))
     print(f"{'  share of pixels':<44}{'':>8}" + "".join(f"{100 * v:>23.1f}%" for v in shares))
     for mname, fn in methods:

@@ -7,7 +7,8 @@ invalid ground-truth pixel (Chebyshev, in full-resolution px) and prints, per di
 band, the share of pixels, the RMSE there and the share of the method's total squared
 error. Optionally the guide is moved first (``--shift DY,DX``,
 :func:`pacup.train.synth.shift_image`), e.g. by the registration offset that
-``benchmarks/guide_shift.py --edges`` finds. Prints tables; asserts nothing.
+``benchmarks/guide_shift.py --edges`` finds, and its contrast scaled about its mean level
+(``--contrast C``, :func:`pacup.train.synth.stretch_contrast`). Prints tables; asserts nothing.
 
     python benchmarks/hole_error.py --data ../shared/data/depth/tum_fr1 --factor 8 \\
         --method bicubic --method depth-x8 --method runs/depth-x8-k1/model.safetensors
@@ -48,6 +49,7 @@ def main():
     ap.add_argument("--bands", type=_ints, default=_ints("2,5,10"),
                     help="upper edges (px) of the distance bands; the last band is everything beyond")
     ap.add_argument("--shift", type=_ints, default=[0, 0], help="move the guide by DY,DX px first")
+    ap.add_argument("--contrast", type=float, default=1.0, help="scale the guide's contrast first")
     ap.add_argument("--depth-scale", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -60,7 +62,7 @@ def main():
     from pacup.train.degrade import crop_to_multiple, degrade
     from pacup.train.evaluate import DEPTH_BORDER, _align, _border_mask, protocol_method, resolve_method
     from pacup.train.folders import load_dataset
-    from pacup.train.synth import shift_image
+    from pacup.train.synth import shift_image, stretch_contrast
 
     torch.set_num_threads(args.threads)
     samples = load_dataset(args.data, "depth", args.depth_scale)
@@ -72,12 +74,13 @@ def main():
     for s in samples:
         f = args.factor
         gt, valid = crop_to_multiple(s.gt, f), crop_to_multiple(s.valid, f)
-        guide = np.array(crop_to_multiple(shift_image(np.asarray(s.guide), *args.shift), f))
+        guide = np.array(crop_to_multiple(shift_image(stretch_contrast(np.asarray(s.guide), args.contrast),
+                                                      *args.shift), f))
         low, lv = degrade(gt, f, deg, valid=valid)
         sel = valid & _border_mask(gt.shape, DEPTH_BORDER) & np.isfinite(gt)  # as pacup eval's metrics
         dist = hole_distance(valid, bands[-1])
         scale, unit = (100.0, "cm") if s.units == "m" else (1.0, s.units)
-        print(f"{s.name}: x{f}, protocol B, guide shifted by {tuple(args.shift)}; "
+        print(f"{s.name}: x{f}, protocol B, guide shifted by {tuple(args.shift)}, contrast x{args.contrast}; "
               f"{100 * (~valid).mean():.1f} % of the ground truth invalid; RMSE in {unit}")
         print(f"{'method':<44}{'RMSE':>9}" + "".join(f"{n:>26}" for n in names))
         share = [((dist > lo) & (dist <= hi) & sel).sum() / sel.sum() for lo, hi in zip(edges[:-1], edges[1:])]

@@ -1121,6 +1121,9 @@ def train(
     frames: Annotated[Optional[float], typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
         "legs and rails) instead of compact shapes.", show_default="0.5 for flow")] = None,
+    two_tone: Annotated[float, typer.Option(
+        "--two-tone", min=0.0, max=1.0, help="Flow: share of synthetic layers painted in two textures split by a "
+        "cut or stripes (colour edges that move as one, so are no motion edges).")] = 0.0,
     direct: Annotated[bool, typer.Option("--direct", help="Predict the signal itself (the paper) instead of a "
                                          "correction over bicubic.")] = False,
     zero_init_head: Annotated[bool, typer.Option(
@@ -1174,7 +1177,8 @@ def train(
                           residual=not direct, noise_std=noise_std, holes=holes, occlusion=occlusion,
                           misalign=misalign,
                           disparity=_recipe("disparity", disparity), clutter=_recipe("clutter", clutter),
-                          frames=_recipe("frames", frames), guide_aug=_recipe("guide_aug", guide_aug),
+                          frames=_recipe("frames", frames), two_tone=two_tone,
+                          guide_aug=_recipe("guide_aug", guide_aug),
                           guide_blur=guide_blur, guide_contrast=guide_contrast,
                           warmup=warmup,
                           amp=amp if dev == "cuda" else None,

@@ -103,6 +103,7 @@ class TrainConfig:
     clutter: float = 0.0
     misalign: float = 0.0
     frames: float = 0.0
+    two_tone: float = 0.0
     guide_aug: float = 0.0
     guide_blur: float = 0.0
     guide_contrast: float = 1.0
@@ -196,7 +197,7 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
                       noise_std=cfg.noise_std, holes=cfg.holes, guide_aug=cfg.guide_aug,
                       guide_blur=cfg.guide_blur, guide_contrast=cfg.guide_contrast)
             if cfg.task == "flow":
-                parts.append(SyntheticFlowDataset(cfg.factor, frames=cfg.frames, **kw))
+                parts.append(SyntheticFlowDataset(cfg.factor, frames=cfg.frames, two_tone=cfg.two_tone, **kw))
             else:
                 parts.append(SyntheticDepthDataset(cfg.factor, occlusion=cfg.occlusion, disparity=cfg.disparity,
                                                    clutter=cfg.clutter, misalign=cfg.misalign, **kw))
@@ -435,7 +436,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             depth item loses its stereo-occluded ground truth
             (:func:`~pacup.train.synth.stereo_occlusion`). disparity, clutter: shares of
             synthetic depth items given as inverse depth / with cluttered rooms; frames: share
-            of chair-like synthetic flow objects (:mod:`pacup.train.synth`); guide_aug: share
+            of chair-like synthetic flow objects (:mod:`pacup.train.synth`); two_tone: share
+            of synthetic flow layers painted in two textures split by a cut or stripes
+            (colour edges that are no motion edges); guide_aug: share
             of synthetic guides given a camera's blur, colour, noise and JPEG
             (:func:`~pacup.train.synth.augment_guide`); guide_blur: largest sigma (px) of
             the Gaussian point-spread function every synthetic guide gets, drawn uniformly
@@ -461,7 +464,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     if cfg.steps < 0 or cfg.batch < 1:
         raise ValueError("steps must be >= 0 and batch >= 1")
     for name, task in (("occlusion", "depth"), ("disparity", "depth"), ("clutter", "depth"), ("misalign", "depth"),
-                       ("frames", "flow")):
+                       ("frames", "flow"), ("two_tone", "flow")):
         if getattr(cfg, name) and cfg.task != task:
             raise ValueError(f"{name} applies to synthetic {task} only")
     if isinstance(cfg.data, str):
@@ -610,7 +613,7 @@ def main(argv=None) -> int:
     for name in ("steps", "batch", "crop", "seed", "log_every", "ckpt_every", "synthetic_pool", "workers",
                  "val_every", "val_size", "warmup"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
-    for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "misalign", "frames",
+    for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "misalign", "frames", "two_tone",
                  "guide_aug", "guide_blur", "guide_contrast"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
@@ -639,7 +642,8 @@ def main(argv=None) -> int:
                       ablation=a.ablation, loss=a.loss, method=a.method,
                       guide_scale=a.guide_scale if a.guide_scale and a.guide_scale > 0 else None,
                       residual=a.residual, noise_std=a.noise_std, holes=a.holes, occlusion=a.occlusion,
-                      disparity=a.disparity, clutter=a.clutter, misalign=a.misalign, frames=a.frames, warmup=a.warmup,
+                      disparity=a.disparity, clutter=a.clutter, misalign=a.misalign, frames=a.frames,
+                      two_tone=a.two_tone, warmup=a.warmup,
                       guide_aug=a.guide_aug, guide_blur=a.guide_blur, guide_contrast=a.guide_contrast,
                       synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,

@@ -882,13 +882,13 @@ class FlowLayer:
     layer covers the whole plane.
     """
 
-    texture: "T.TexImage | np.ndarray"
+    texture: "T.TexImage | TwoToneTexture | np.ndarray"
     tex_affine: np.ndarray
     motion: np.ndarray
     shape: Shape | None = None
 
     def __post_init__(self):
-        if not isinstance(self.texture, T.TexImage):
+        if isinstance(self.texture, np.ndarray):
             self.texture = T.TexImage.from_hwc(self.texture)
 
     def contains(self, x, y):
@@ -1112,8 +1112,46 @@ def _frame_shape(rng, H, W):
     return Shape("frame", c, verts=verts, strokes=st)
 
 
+class TwoToneTexture:
+    """Two textures on one surface, split by a straight cut or by parallel stripes in
+    texture space (a chair's seat against its back, a painted band): strong colour edges
+    that move with the surface, so that they are no motion edges. Samples like
+    :class:`~pacup.train.textures.TexImage` (its ``planes`` are the first texture's)."""
+
+    def __init__(self, a, b, origin, angle: float, period: float | None = None):
+        self.a, self.b, self.planes = a, b, a.planes
+        self.origin = np.asarray(origin, np.float64)
+        self.normal = np.array([math.cos(angle), math.sin(angle)])
+        self.period = period
+
+    def side(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        """True where texel (x, y) shows the second texture."""
+        d = (x - self.origin[0]) * self.normal[0] + (y - self.origin[1]) * self.normal[1]
+        if self.period is None:
+            return d > 0
+        return np.floor(d / self.period).astype(np.int64) % 2 == 1
+
+    def sample(self, x: np.ndarray, y: np.ndarray) -> np.ndarray:
+        out = self.a.sample(x, y)
+        m = self.side(x, y)
+        if m.any():
+            out[:, m] = self.b.sample(x[m], y[m])
+        return out
+
+
+def _two_tone(rng, tex, aff, centre, radius_px: float) -> TwoToneTexture:
+    """``tex`` with a second random texture beyond a cut through a point near the layer's
+    ``centre`` (pixels; mapped to texels by ``aff``), or in stripes 0.3-1 radius wide (40 %)."""
+    other = T.random_texture(rng, photo_p=0.55)
+    c = np.asarray(aff, np.float64) @ np.array([centre[0], centre[1], 1.0])
+    r = radius_px * math.hypot(aff[0][0], aff[1][0])  # texels per pixel
+    origin = c + rng.uniform(-0.5, 0.5, 2) * r
+    period = r * rng.uniform(0.3, 1.0) if rng.random() < 0.4 else None
+    return TwoToneTexture(tex, other, origin, rng.uniform(0, 2 * math.pi), period)
+
+
 def make_flow_scene(seed: int, height: int, width: int, return_layers: bool = False,
-                    frames: float = 0.0) -> dict:
+                    frames: float = 0.0, two_tone: float = 0.0) -> dict:
     """A random FlyingChairs-style frame pair, deterministic in ``seed``.
 
     Returns ``img0``, ``img1`` (uint8 (H, W, 3)), ``flow`` (float32 (H, W, 2), u right,
@@ -1123,7 +1161,9 @@ def make_flow_scene(seed: int, height: int, width: int, return_layers: bool = Fa
     12 deg (objects) and scales by 0.93-1.07. ``frames``: probability that an object is a
     chair-like frame (:func:`_frame_shape`: thin legs and rails, the background showing
     through) instead of a compact shape; drawn from a stream of their own, so the rest of
-    the scene is the same either way.
+    the scene is the same either way. ``two_tone``: probability that a layer (background
+    included) is painted in two textures split by a cut or stripes (:class:`TwoToneTexture`:
+    colour edges with no motion edge), from a stream of its own too: the flow is the same.
     """
     rng = np.random.default_rng(seed)
     H, W = int(height), int(width)
@@ -1132,8 +1172,15 @@ def make_flow_scene(seed: int, height: int, width: int, return_layers: bool = Fa
     layers = []
     bg = T.random_texture(rng, photo_p=0.55)
     bg_aff = _random_tex_affine(rng, bg)
+    trng = np.random.default_rng([seed, 8]) if two_tone > 0 else None
+
+    def paint(tex, aff, centre, radius):
+        if trng is not None and trng.random() < two_tone:
+            return _two_tone(trng, tex, aff, centre, radius)
+        return tex
+
     layers.append(FlowLayer(
-        bg, bg_aff,
+        paint(bg, bg_aff, (W / 2, H / 2), 0.3 * min(H, W)), bg_aff,
         affine_about((W / 2, H / 2), math.radians(rng.uniform(-3, 3)), rng.uniform(0.96, 1.04),
                      rng.uniform(-tmax, tmax, 2)),
         None))
@@ -1149,7 +1196,7 @@ def make_flow_scene(seed: int, height: int, width: int, return_layers: bool = Fa
             aff = _random_tex_affine(rng, img)
         mot = affine_about(shape.centre, math.radians(rng.uniform(-12, 12)),
                            rng.uniform(0.93, 1.07), rng.uniform(-tmax, tmax, 2))
-        layers.append(FlowLayer(img, aff, mot, shape))
+        layers.append(FlowLayer(paint(img, aff, shape.centre, 0.15 * min(H, W)), aff, mot, shape))
     out = render_flow_layers(layers, H, W)
     if return_layers:
         out["layers"] = layers
@@ -1425,17 +1472,20 @@ class SyntheticFlowDataset(_SynthBase):
       non-occluded metrics); see :func:`render_flow_layers`.
     """
 
-    def __init__(self, factor: int, crop: int = 128, method: str = "bilinear_aa", frames: float = 0.0, **kw):
+    def __init__(self, factor: int, crop: int = 128, method: str = "bilinear_aa", frames: float = 0.0,
+                 two_tone: float = 0.0, **kw):
         super().__init__(factor, crop, method, **kw)
-        if not 0.0 <= frames <= 1.0:
-            raise ValueError(f"frames must be a probability in [0, 1], got {frames!r}")
+        for name, v in (("frames", frames), ("two_tone", two_tone)):
+            if not 0.0 <= v <= 1.0:
+                raise ValueError(f"{name} must be a probability in [0, 1], got {v!r}")
         self.frames = float(frames)
+        self.two_tone = float(two_tone)
 
     def __getitem__(self, index):
         if not 0 <= index < self.length:
             raise IndexError(index)
         s = item_seed(self.seed, index)
-        scene = make_flow_scene(s, self.gen, self.gen, frames=self.frames)
+        scene = make_flow_scene(s, self.gen, self.gen, frames=self.frames, two_tone=self.two_tone)
         rng = np.random.default_rng([s, 1])
         ys, xs = self._crop_window(rng)
         flow = scene["flow"][ys, xs]

@@ -64,6 +64,26 @@ def test_flow_bands_marks_both_sides_of_a_motion_boundary_and_scales_8_bit_guide
         assert probe.guide_edges(g, 0.05)[:, [2, 3]].all() and not probe.guide_edges(g, 0.2).any()
 
 
+def test_flow_bands_probe_guides_keep_or_replace_the_rgb_as_documented():
+    probe = _load("flow_bands")
+    flow = np.zeros((16, 24, 2), np.float32)
+    flow[:, 12:, 0] = 4.0  # motion boundary between columns 11 and 12
+    rng = np.random.default_rng(0)
+    rgb = rng.integers(0, 256, (16, 24, 3)).astype(np.uint8)
+    assert probe.probe_guide(rgb, flow) is rgb
+    oracle = probe.probe_guide(rgb, flow, "oracle")
+    assert (oracle[:, :12] == oracle[0, 0]).all() and (oracle[:, 12:] == oracle[0, 12]).all()
+    assert not (oracle[0, 0] == oracle[0, 12]).all()
+    blend = probe.probe_guide(rgb, flow, "blend").astype(int)
+    assert np.abs(blend - (rgb.astype(int) + oracle) / 2).max() <= 1
+    near = probe.probe_guide(rgb, flow, "near", radius=3)  # RGB kept within 4 px: columns 7..16
+    assert (near[:, 7:17] == rgb[:, 7:17]).all() and not (near[:, :5] == rgb[:, :5]).all()
+    flat = probe.probe_guide(rgb, flow, "rgb", contrast=0.5).astype(float)
+    assert flat.std() < 0.55 * rgb.std()
+    with pytest.raises(ValueError, match="mode"):
+        probe.probe_guide(rgb, flow, "cats")
+
+
 def test_edge_profile_is_near_zero_for_a_one_pixel_step_and_grows_with_blur():
     probe = _load("edge_profile")
     from pacup.train.synth import camera_blur

@@ -210,6 +210,9 @@ def test_guide_options_reach_the_synthetic_data(task):
     ds = make_sources(TrainConfig(**{**TINY, "task": task, "steps": 1, "synthetic_pool": 8,
                                      "guide_blur": 0.9, "guide_aug": 0.25, "guide_contrast": 2.5}))
     assert (ds.guide_blur, ds.guide_aug, ds.guide_contrast) == (0.9, 0.25, 2.5)
+    if task == "flow":
+        ds = make_sources(TrainConfig(**{**TINY, "task": task, "steps": 1, "synthetic_pool": 8, "two_tone": 0.4}))
+        assert ds.two_tone == 0.4
 
 
 @pytest.mark.parametrize("ablation", [None, "k1", "concat"])

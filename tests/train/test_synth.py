@@ -512,6 +512,38 @@ def test_guide_contrast_stretches_only_the_guide(cls):
             cls(4, 64, guide_contrast=bad)
 
 
+def test_two_tone_layers_change_the_colours_not_the_motion():
+    from pacup.train.synth import TwoToneTexture
+
+    changed = 0
+    for seed in range(4):
+        a = make_flow_scene(seed, 64, 96, frames=0.5)
+        b = make_flow_scene(seed, 64, 96, frames=0.5, two_tone=1.0, return_layers=True)
+        for k in ("flow", "valid", "inside"):
+            assert np.array_equal(a[k], b[k]), k
+        assert all(isinstance(layer.texture, TwoToneTexture) for layer in b["layers"])
+        changed += not np.array_equal(a["img0"], b["img0"])
+        again = make_flow_scene(seed, 64, 96, frames=0.5, two_tone=1.0)
+        assert np.array_equal(again["img0"], b["img0"]) and np.array_equal(again["img1"], b["img1"])
+    assert changed == 4
+    with pytest.raises(ValueError, match="two_tone"):
+        SyntheticFlowDataset(4, 64, two_tone=1.5)
+
+
+def test_two_tone_texture_splits_by_a_cut_or_by_stripes():
+    from pacup.train.synth import TwoToneTexture
+
+    a = T.TexImage(np.zeros((3, 8, 8), np.float32))
+    b = T.TexImage(np.ones((3, 8, 8), np.float32))
+    x = np.arange(10, dtype=np.float64)
+    y = np.zeros(10)
+    cut = TwoToneTexture(a, b, origin=(4.5, 0), angle=0.0)
+    assert cut.sample(x, y)[0].tolist() == [0] * 5 + [1] * 5
+    stripes = TwoToneTexture(a, b, origin=(0, 0), angle=0.0, period=2.0)
+    assert stripes.sample(x, y)[0].tolist() == [0, 0, 1, 1, 0, 0, 1, 1, 0, 0]
+    assert cut.planes is a.planes
+
+
 def test_stretch_contrast_scales_deviations_from_the_mean_level():
     from pacup.train.synth import stretch_contrast
 
