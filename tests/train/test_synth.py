@@ -449,16 +449,22 @@ def test_flow_scene_frames_thin_objects_and_same_scene_otherwise():
         SyntheticFlowDataset(4, 64, frames=2.0)
 
 
+def _same_but_guide(a, b):
+    """Two items of one scene: every tensor but the guide equal, the guide the same shape."""
+    for k in a:
+        if k != "guide":
+            assert torch.equal(a[k], b[k]), k
+    assert b["guide"].shape == a["guide"].shape
+
+
 @pytest.mark.parametrize("cls", [SyntheticDepthDataset, SyntheticFlowDataset])
 def test_guide_augmentation_changes_only_the_guide(cls):
     plain = cls(4, 64, length=6, seed=2)
     aug = cls(4, 64, length=6, seed=2, guide_aug=1.0)
     for i in range(6):
         a, b = plain[i], aug[i]
-        for k in a:
-            if k != "guide":
-                assert torch.equal(a[k], b[k]), k
-        assert b["guide"].shape == a["guide"].shape and not torch.equal(a["guide"], b["guide"])
+        _same_but_guide(a, b)
+        assert not torch.equal(a["guide"], b["guide"])
         assert 0 <= float(b["guide"].min()) and float(b["guide"].max()) <= 1
         # Still the same picture: the augmentation perturbs, it does not replace.
         assert float((a["guide"] - b["guide"]).abs().mean()) < 0.15
@@ -477,10 +483,7 @@ def test_guide_blur_softens_only_the_guide(cls):
 
     for i in range(4):
         a, b = plain[i], soft[i]
-        for k in a:
-            if k != "guide":
-                assert torch.equal(a[k], b[k]), k
-        assert b["guide"].shape == a["guide"].shape
+        _same_but_guide(a, b)
         assert grad(b["guide"]) < 0.9 * grad(a["guide"])
         # Only blurred: the mean colour stays (up to uint8 rounding and the repeated edges).
         assert abs(float(a["guide"].mean() - b["guide"].mean())) < 0.02
@@ -497,10 +500,7 @@ def test_guide_contrast_stretches_only_the_guide(cls):
     ratios = []
     for i in range(6):
         a, b = plain[i], hard[i]
-        for k in a:
-            if k != "guide":
-                assert torch.equal(a[k], b[k]), k
-        assert b["guide"].shape == a["guide"].shape
+        _same_but_guide(a, b)
         assert 0 <= float(b["guide"].min()) and float(b["guide"].max()) <= 1
         # Up to clipping, the spread around the mean grows by a factor in [1, 3].
         ratios.append(float(b["guide"].std() / a["guide"].std()))
