@@ -19,7 +19,7 @@ scales its contrast about its mean level (:func:`pacup.train.synth.stretch_contr
 ``--guide`` replaces it: ``oracle`` is a colour image of the ground-truth flow (edges at the
 motion boundaries and nowhere else), ``blend`` the mean of the RGB and that, ``near`` the
 RGB within ``--radius`` + 1 px of a motion boundary and the RGB blurred (Gaussian, sigma 4)
-elsewhere.
+elsewhere. The bands stay those of the dataset's own guide.
 
     python benchmarks/flow_bands.py --data ../shared/data/flow/flyingchairs9 --factor 4 \\
         --method bicubic --method flow-x4 --method runs/flow-x4-k1/model.safetensors
@@ -141,7 +141,7 @@ def main():
         low, lv = degrade(gt, f, deg, valid=valid, flow=True)
         sel = valid & _border_mask(gt.shape[:2], FLOW_BORDER) & np.isfinite(gt).all(axis=2)
         near = hole_distance(~motion_boundaries(gt, args.jump), args.radius) <= args.radius
-        tex = ~near & guide_edges(guide, args.grad)
+        tex = ~near & guide_edges(np.array(crop_to_multiple(s.guide, f)), args.grad)  # the dataset's own guide
         bands = [near & sel, tex & sel, ~near & ~tex & sel]
         items.append((gt, guide, low, lv, sel, bands))
     n_sel = sum(int(it[4].sum()) for it in items)
