@@ -10,14 +10,14 @@ as ``pacup train --guide-blur`` does (``--blur SIGMA``, :func:`pacup.train.synth
 
 A second line gives the guide's contrast there: the median luminance gradient magnitude
 (central differences, [0, 1] RGB) on the pixels of the boundary pairs, and on the pixels
-more than 2 px from any of them (texture and flat areas); ``--contrast F`` first stretches
-synthetic guides by F as ``pacup train --guide-contrast`` does
+more than 2 px from any of them (texture and flat areas); ``--contrast F`` first scales
+every guide's contrast by F as ``pacup train --guide-contrast`` does
 (:func:`pacup.train.synth.stretch_contrast`). Prints two lines; asserts nothing.
 
     python benchmarks/edge_profile.py --data ../shared/data/flow/flyingchairs9 --task flow
     python benchmarks/edge_profile.py --data synthetic-flow --task flow --blur 0.8
     python benchmarks/edge_profile.py --data synthetic-depth --task depth --n 5 --size 500,740
-    python benchmarks/edge_profile.py --data synthetic-flow --task flow --contrast 2.3
+    python benchmarks/edge_profile.py --data synthetic-flow --task flow --n 24 --contrast 2
 """
 
 from __future__ import annotations

@@ -89,10 +89,7 @@ def probe_guide(guide, flow, mode: str = "rgb", contrast: float = 1.0, radius: i
 
     from pacup.train.synth import stretch_contrast
 
-    g = np.asarray(guide)
-    if g.dtype != np.uint8:
-        g = (np.clip(g, 0, 1) * 255 + 0.5).astype(np.uint8)
-    g = stretch_contrast(g, contrast)
+    g = stretch_contrast(np.asarray(guide), contrast)  # folder guides are uint8 (pacup.train.folders)
     if mode == "rgb":
         return g
     if mode == "oracle":

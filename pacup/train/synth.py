@@ -1283,10 +1283,11 @@ def stretch_contrast(rgb: np.ndarray, factor: float) -> np.ndarray:
     gradient (central differences, [0, 1] RGB) on the ground truth's motion boundaries is
     0.086 in 24 synthetic flow scenes against 0.153 on the FlyingChairs dev pairs, and
     0.010 against 0.015 more than 2 px from them (``benchmarks/edge_profile.py``; a factor
-    of 2 matches both). A PAC kernel compares guidance features by their distance, so a
-    network trained on the former sees sharper kernels on the latter than any it learned
-    from; flattening the FlyingChairs guides to 0.4 of their contrast improves the guided
-    flow x4 networks (the model card)."""
+    of 2 gives 0.154 and 0.017). A PAC kernel compares guidance features by their distance,
+    so contrast is not neutral to it: flattening the FlyingChairs guides to 0.2-0.4 of their
+    contrast improves the guided flow x4 networks trained without this stretch, and
+    training with it (``guide_contrast``) makes them far less sensitive to it (the model
+    card)."""
     if factor == 1:
         return rgb
     a = np.asarray(rgb, np.float32)
