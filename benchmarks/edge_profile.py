@@ -10,14 +10,18 @@ as ``pacup train --guide-blur`` does (``--blur SIGMA``, :func:`pacup.train.synth
 
 A second line gives the guide's contrast there: the median luminance gradient magnitude
 (central differences, [0, 1] RGB) on the pixels of the boundary pairs, and on the pixels
-more than 2 px from any of them (texture and flat areas); ``--contrast F`` first scales
-every guide's contrast by F as ``pacup train --guide-contrast`` does
-(:func:`pacup.train.synth.stretch_contrast`). Prints two lines; asserts nothing.
+more than 2 px from any of them (texture and flat areas), and the share of the latter
+above 0.05 (strong colour edges with no boundary: a median misses them where most of an
+image is flat). ``--contrast F`` first scales every guide's contrast by F as ``pacup train
+--guide-contrast`` does (:func:`pacup.train.synth.stretch_contrast`); ``--texture-gain G``
+renders the synthetic depth scenes with their textures strengthened by G, the largest
+factor of ``pacup train --texture-gain``. Prints two lines; asserts nothing.
 
     python benchmarks/edge_profile.py --data ../shared/data/flow/flyingchairs9 --task flow
     python benchmarks/edge_profile.py --data synthetic-flow --task flow --blur 0.8
     python benchmarks/edge_profile.py --data synthetic-depth --task depth --n 5 --size 500,740
     python benchmarks/edge_profile.py --data synthetic-flow --task flow --n 24 --contrast 2
+    python benchmarks/edge_profile.py --data synthetic-depth --task depth --n 12 --size 500,740 --texture-gain 4
 """
 
 from __future__ import annotations
@@ -58,16 +62,20 @@ def profile(guide: np.ndarray, pairs: np.ndarray, offsets=(-2, -1, 0, 1, 2)) -> 
     return vals / vals[list(offsets).index(0)]
 
 
-def contrast(guide: np.ndarray, pairs: np.ndarray, radius: int = 2) -> tuple[float, float]:
+STRONG = 0.05  # a "strong" colour edge: luminance gradient magnitude in [0, 1] units
+
+
+def contrast(guide: np.ndarray, pairs: np.ndarray, radius: int = 2) -> tuple[float, float, float]:
     """Median luminance gradient magnitude on the pixels of the boundary ``pairs`` and on
-    the pixels farther than ``radius`` px (Chebyshev) from all of them."""
+    the pixels farther than ``radius`` px (Chebyshev) from all of them, and the share of the
+    latter whose gradient exceeds ``STRONG`` (strong colour edges that are no boundary)."""
     gy, gx = np.gradient(luminance(guide))
     mag = np.hypot(gx, gy)
     on = np.zeros(mag.shape, bool)
     on[:, 1:] |= pairs
     on[:, :-1] |= pairs
     away = hole_distance(~on, radius) > radius
-    return float(np.median(mag[on])), float(np.median(mag[away]))
+    return float(np.median(mag[on])), float(np.median(mag[away])), float((mag[away] > STRONG).mean())
 
 
 def main():
@@ -76,6 +84,8 @@ def main():
     ap.add_argument("--task", choices=["depth", "flow"], required=True)
     ap.add_argument("--blur", type=float, default=0.0, help="blur the guides first (sigma, px)")
     ap.add_argument("--contrast", type=float, default=1.0, help="stretch the guides' contrast first (factor)")
+    ap.add_argument("--texture-gain", type=float, default=1.0,
+                    help="synthetic depth scenes: render with this texture gain (as pacup train --texture-gain's largest)")
     ap.add_argument("--n", type=int, default=8, help="synthetic scenes")
     ap.add_argument("--size", default="384,512", help="synthetic scenes' H,W")
     ap.add_argument("--jump", type=float, default=1.0, help="flow boundary: vector difference, px")
@@ -93,7 +103,7 @@ def main():
                 sc = make_flow_scene(i, h, w, frames=0.5)
                 items.append((sc["img0"], sc["flow"], np.ones((h, w), bool)))
             else:
-                sc = make_depth_scene(i, h, w, clutter=0.5)
+                sc = make_depth_scene(i, h, w, clutter=0.5, texture_gain=args.texture_gain)
                 d = sc["depth"]
                 items.append((sc["rgb"], d, np.isfinite(d) & (d > 0)))
     else:
@@ -109,11 +119,12 @@ def main():
         rows.append(profile(g, pairs, offsets))
         cons.append(contrast(g, pairs))
     mean = np.mean(rows, axis=0)
-    on, away = np.mean(cons, axis=0)
-    what = f"{args.data} ({len(items)} images, blur {args.blur}, contrast x{args.contrast})"
+    on, away, strong = np.mean(cons, axis=0)
+    what = f"{args.data} ({len(items)} images, blur {args.blur}, contrast x{args.contrast}"
+    what += f", texture gain x{args.texture_gain})" if args.data == "synthetic-depth" else ")"
     print(f"{what}: step at offsets {offsets} px relative to the boundary pair: " + " ".join(f"{v:.3f}" for v in mean))
-    print(f"{what}: median luminance gradient on the boundaries {on:.4f}, more than 2 px from them {away:.4f} "
-          "(mean over the images)")
+    print(f"{what}: median luminance gradient on the boundaries {on:.4f}, more than 2 px from them {away:.4f}, "
+          f"share of the latter above {STRONG} {strong:.3f} (means over the images)")
 
 
 if __name__ == "__main__":

@@ -1118,6 +1118,10 @@ def train(
         "--guide-contrast", min=1.0, max=4.0, help="Largest factor by which a synthetic guide's contrast is "
         "stretched (drawn log-uniformly from [1, it]): the synthetic scenes are lower in contrast than real "
         "guides (1: off).")] = 1.0,
+    texture_gain: Annotated[float, typer.Option(
+        "--texture-gain", min=1.0, max=16.0, help="Depth: largest factor by which a synthetic scene's surface "
+        "textures are strengthened (drawn log-uniformly from [1, it]): strong colour edges with no depth edge are "
+        "rarer in the synthetic scenes than in real photographs (1: off).")] = 1.0,
     frames: Annotated[Optional[float], typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
         "legs and rails) instead of compact shapes.", show_default="0.5 for flow")] = None,
@@ -1180,7 +1184,7 @@ def train(
                           frames=_recipe("frames", frames), two_tone=two_tone,
                           guide_aug=_recipe("guide_aug", guide_aug),
                           guide_blur=guide_blur, guide_contrast=guide_contrast,
-                          warmup=warmup,
+                          texture_gain=texture_gain, warmup=warmup,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)

@@ -107,6 +107,7 @@ class TrainConfig:
     guide_aug: float = 0.0
     guide_blur: float = 0.0
     guide_contrast: float = 1.0
+    texture_gain: float = 1.0
     zero_init_head: bool = False
     init: str = "default"
     synthetic_pool: int = 1000
@@ -200,7 +201,8 @@ def make_sources(cfg: TrainConfig) -> torch.utils.data.Dataset:
                 parts.append(SyntheticFlowDataset(cfg.factor, frames=cfg.frames, two_tone=cfg.two_tone, **kw))
             else:
                 parts.append(SyntheticDepthDataset(cfg.factor, occlusion=cfg.occlusion, disparity=cfg.disparity,
-                                                   clutter=cfg.clutter, misalign=cfg.misalign, **kw))
+                                                   clutter=cfg.clutter, misalign=cfg.misalign,
+                                                   texture_gain=cfg.texture_gain, **kw))
         else:
             samples = load_dataset(spec, cfg.task, cfg.depth_scale)
             parts.append(FolderCrops(samples, cfg.factor, cfg.crop, method, length=max(1000, cfg.synthetic_pool),
@@ -445,7 +447,10 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             from [guide_blur / 3, guide_blur] (:func:`~pacup.train.synth.camera_blur`);
             guide_contrast: largest factor by which a synthetic guide's contrast is
             stretched, drawn log-uniformly from [1, guide_contrast]
-            (:func:`~pacup.train.synth.stretch_contrast`; 1: off).
+            (:func:`~pacup.train.synth.stretch_contrast`; 1: off); texture_gain: largest
+            factor by which a synthetic depth scene's surface textures are strengthened,
+            drawn log-uniformly from [1, texture_gain] (:func:`~pacup.train.synth.render_depth_scene`;
+            1: off).
             synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time (of this session). grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
@@ -463,9 +468,10 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
     if cfg.steps < 0 or cfg.batch < 1:
         raise ValueError("steps must be >= 0 and batch >= 1")
-    for name, task in (("occlusion", "depth"), ("disparity", "depth"), ("clutter", "depth"), ("misalign", "depth"),
-                       ("frames", "flow"), ("two_tone", "flow")):
-        if getattr(cfg, name) and cfg.task != task:
+    for name, task, off in (("occlusion", "depth", 0), ("disparity", "depth", 0), ("clutter", "depth", 0),
+                            ("misalign", "depth", 0), ("texture_gain", "depth", 1), ("frames", "flow", 0),
+                            ("two_tone", "flow", 0)):
+        if getattr(cfg, name) != off and cfg.task != task:
             raise ValueError(f"{name} applies to synthetic {task} only")
     if isinstance(cfg.data, str):
         cfg.data = [cfg.data]
@@ -614,7 +620,7 @@ def main(argv=None) -> int:
                  "val_every", "val_size", "warmup"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "misalign", "frames", "two_tone",
-                 "guide_aug", "guide_blur", "guide_contrast"):
+                 "guide_aug", "guide_blur", "guide_contrast", "texture_gain"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
     p.add_argument("--resume", action="store_true")
@@ -645,7 +651,7 @@ def main(argv=None) -> int:
                       disparity=a.disparity, clutter=a.clutter, misalign=a.misalign, frames=a.frames,
                       two_tone=a.two_tone, warmup=a.warmup,
                       guide_aug=a.guide_aug, guide_blur=a.guide_blur, guide_contrast=a.guide_contrast,
-                      synthetic_pool=a.synthetic_pool,
+                      texture_gain=a.texture_gain, synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,
                       max_minutes=a.max_minutes, grad_clip=a.grad_clip, depth_scale=a.depth_scale,

@@ -375,13 +375,20 @@ def _screen_rect(scene: DepthScene, bound, height, width):
 
 
 def render_depth_scene(scene: DepthScene, height: int, width: int,
-                       rng: np.random.Generator | None = None) -> dict:
+                       rng: np.random.Generator | None = None, texture_gain: float = 1.0) -> dict:
     """Ray-cast ``scene``: returns ``rgb`` uint8 (H, W, 3), ``depth`` float32 (H, W) metres.
 
     ``depth`` is the camera-frame z of the nearest hit (``inf`` where nothing is hit;
     scenes from :func:`make_depth_scene` are closed rooms, so never). ``rng`` draws the
     pixel noise (only needed when ``scene.noise_std > 0``).
+
+    ``texture_gain`` multiplies each visible surface's texture (decals included) about that
+    surface's mean colour in the view, before shading: colour edges inside a surface grow,
+    the steps between surfaces (their mean colours) stay. It measures in the model card's
+    terms as texture contrast against boundary contrast (``benchmarks/edge_profile.py``).
     """
+    if not texture_gain > 0:
+        raise ValueError(f"texture_gain must be > 0, got {texture_gain!r}")
     R = np.asarray(scene.R_cam, np.float32)
     d_w = (R @ camera_rays(height, width, scene.f).reshape(3, -1)).reshape(3, height, width)
     depth = np.full((height, width), np.inf, np.float32)
@@ -425,6 +432,9 @@ def render_depth_scene(scene: DepthScene, height: int, width: int,
         col = prim.tex[sub].colour(uv)
         for dec in prim.decals[sub]:
             dec.apply(uv, col)
+        if texture_gain != 1:
+            m = col.mean(axis=1, keepdims=True)
+            col = np.clip(m + np.float32(texture_gain) * (col - m), 0, 1)  # still an albedo
         L = light - p
         dist2 = (L * L).sum(0)
         ndl = (n * L).sum(0)
@@ -468,7 +478,7 @@ def _rand_tex(rng, f, z, photo_p=0.4, k=None):
 
 
 def make_depth_scene(seed: int, height: int, width: int, return_scene: bool = False,
-                     clutter: float = 0.0) -> dict:
+                     clutter: float = 0.0, texture_gain: float = 1.0) -> dict:
     """A random indoor-like RGB-D frame, deterministic in ``seed``.
 
     Returns ``dict(rgb=uint8 (H, W, 3), depth=float32 (H, W))``; depth is z-depth in
@@ -476,6 +486,7 @@ def make_depth_scene(seed: int, height: int, width: int, return_scene: bool = Fa
     :class:`DepthScene` is included under ``"scene"``. ``clutter``: probability that the
     scene also gets :func:`_add_clutter`'s shelves, open frames and heaps of small objects
     (drawn from a stream of their own, so the rest of the scene is the same either way).
+    ``texture_gain``: see :func:`render_depth_scene` (the scene and depth do not change).
     """
     rng = np.random.default_rng(seed)
     H, W = int(height), int(width)
@@ -663,7 +674,7 @@ def make_depth_scene(seed: int, height: int, width: int, return_scene: bool = Fa
     scene.noise_std = rng.uniform(0, 0.012)
     scene.blur = rng.uniform(0.3, 0.7) if rng.random() < 0.4 else 0.0
 
-    out = render_depth_scene(scene, H, W, rng)
+    out = render_depth_scene(scene, H, W, rng, texture_gain=texture_gain)
     if return_scene:
         out["scene"] = scene
     return out
@@ -1373,6 +1384,7 @@ class _SynthBase(_TorchDataset):
 
 
 MISALIGN_MAX_PX = 4
+TEXTURE_GAIN_MAX = 16.0
 
 
 def shift_image(img: np.ndarray, dy: int, dx: int) -> np.ndarray:
@@ -1410,11 +1422,21 @@ class SyntheticDepthDataset(_SynthBase):
     With probability ``misalign`` an item's guide is shifted against its depth by a whole
     number of pixels, up to ``MISALIGN_MAX_PX`` in x and y (edge pixels repeated), as when
     a sensor's depth is registered to the colour camera imperfectly or a frame later.
+
+    ``texture_gain`` > 1: each scene is rendered with its surfaces' texture contrast
+    multiplied by a factor drawn log-uniformly from [1, ``texture_gain``] (a stream of its
+    own; see :func:`render_depth_scene`). The synthetic depth guides' texture is faint
+    against their boundaries compared with real ones (the model card), and a guided network
+    that rarely sees strong colour edges without a depth edge learns to copy them.
     """
 
     def __init__(self, factor: int, crop: int = 128, method: str = "bicubic", occlusion: float = 0.0,
-                 disparity: float = 0.0, clutter: float = 0.0, misalign: float = 0.0, **kw):
+                 disparity: float = 0.0, clutter: float = 0.0, misalign: float = 0.0, texture_gain: float = 1.0,
+                 **kw):
         super().__init__(factor, crop, method, **kw)
+        if not 1.0 <= texture_gain <= TEXTURE_GAIN_MAX:
+            raise ValueError(f"texture_gain must be a factor in [1, {TEXTURE_GAIN_MAX}], got {texture_gain!r}")
+        self.texture_gain = float(texture_gain)
         for name, p in (("occlusion", occlusion), ("disparity", disparity), ("clutter", clutter),
                         ("misalign", misalign)):
             if not 0.0 <= p <= 1.0:
@@ -1428,7 +1450,10 @@ class SyntheticDepthDataset(_SynthBase):
         if not 0 <= index < self.length:
             raise IndexError(index)
         s = item_seed(self.seed, index)
-        scene = make_depth_scene(s, self.gen, self.gen, clutter=self.clutter)
+        gain = 1.0
+        if self.texture_gain > 1:
+            gain = math.exp(np.random.default_rng([s, 9]).uniform(0.0, math.log(self.texture_gain)))
+        scene = make_depth_scene(s, self.gen, self.gen, clutter=self.clutter, texture_gain=gain)
         rng = np.random.default_rng([s, 1])
         ys, xs = self._crop_window(rng)
         rgb = scene["rgb"][ys, xs]
@@ -1504,7 +1529,7 @@ class SyntheticFlowDataset(_SynthBase):
 
 
 __all__ = [
-    "augment_guide", "camera_blur", "GUIDE_BLUR_MAX", "stretch_contrast", "GUIDE_CONTRAST_MAX", "stereo_occlusion",
+    "augment_guide", "camera_blur", "GUIDE_BLUR_MAX", "stretch_contrast", "GUIDE_CONTRAST_MAX", "TEXTURE_GAIN_MAX", "stereo_occlusion",
     "make_depth_scene", "make_flow_scene", "render_depth_scene", "render_flow_layers",
     "DepthScene", "Tex", "Decal", "Room", "Box", "Sphere", "Cylinder", "Shape", "FlowLayer",
     "affine_about", "affine_inverse", "camera_rays", "item_seed",

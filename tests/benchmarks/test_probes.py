@@ -100,5 +100,11 @@ def test_edge_profile_is_near_zero_for_a_one_pixel_step_and_grows_with_blur():
     assert 0.3 < soft[1] < 1 and 0.3 < soft[3] < 1 and soft[0] < soft[1]
     # Contrast: the boundary's gradient (a 180-level step halved by central differences),
     # and none where the guide is flat (the texture rows are a quarter of the far pixels).
-    on, away = probe.contrast(guide, pairs)
+    on, away, strong = probe.contrast(guide, pairs)
     assert on == pytest.approx(90 / 255, rel=1e-4) and away == 0.0
+    # The texture's edges (steps of 30 levels, 15 / 255 > 0.05 by central differences) are
+    # the strong far pixels; without the texture there are none.
+    assert 0 < strong < 0.5
+    plain = guide.copy()
+    plain[:, :8] = 0
+    assert probe.contrast(plain, pairs)[2] == 0.0

@@ -20,7 +20,8 @@ def test_train_writes_a_model_the_other_commands_take(invoke, tmp_path, depth_pa
     cfg = json.loads((run / "config.json").read_text())
     # The released recipe's data mix and warmup are the defaults.
     assert (cfg["factor"], cfg["disparity"], cfg["clutter"], cfg["frames"], cfg["guide_aug"], cfg["warmup"],
-            cfg["misalign"], cfg["guide_contrast"], cfg["two_tone"]) == (4, 0.5, 0.5, 0.0, 0.0, 150, 0.0, 1.0, 0.0)
+            cfg["misalign"], cfg["guide_contrast"], cfg["two_tone"], cfg["texture_gain"]) == \
+        (4, 0.5, 0.5, 0.0, 0.0, 150, 0.0, 1.0, 0.0, 1.0)
     model = run / "model.safetensors"
     # The model runs in `pacup depth` and in `pacup eval`.
     low, guide = depth_pair
@@ -103,6 +104,7 @@ def test_train_ablation(invoke, tmp_path):
     (("train", "--task", "flow", "--clutter", "0.5"), ["clutter", "depth only"]),
     (("train", "--task", "flow", "--misalign", "0.5"), ["misalign", "depth only"]),
     (("train", "--task", "depth", "--two-tone", "0.5"), ["two_tone", "flow only"]),
+    (("train", "--task", "flow", "--texture-gain", "4"), ["texture_gain", "depth only"]),
     (("eval", "--data", "no/such/folder"), ["no/such/folder", "not a folder"]),
     (("eval", "--data", "synthetic-depth", "--factor", "5"), ["--factor"]),
     (("eval", "--data", "synthetic-depth", "--n", "1", "--size", "32", "--factor", "4", "--method", "nosuch"),

@@ -52,7 +52,7 @@ def test_resume_refuses_another_recipe_but_takes_a_longer_schedule(tmp_path):
     cfg = dict(TINY, steps=3)
     out = str(tmp_path / "r")
     train(TrainConfig(**cfg, out_dir=out, max_minutes=0))
-    for change in ({"lr": 5e-4}, {"seed": 1}, {"guide_contrast": 2.0}, {"ablation": "k1"}):
+    for change in ({"lr": 5e-4}, {"seed": 1}, {"guide_contrast": 2.0}, {"texture_gain": 2.0}, {"ablation": "k1"}):
         with pytest.raises(ValueError, match=f"config.json: --resume .*{next(iter(change))}"):
             train(TrainConfig(**{**cfg, **change}, out_dir=out, resume=True))
     assert torch.load(tmp_path / "r" / "last_state.pt", weights_only=False)["step"] == 1
@@ -213,6 +213,9 @@ def test_guide_options_reach_the_synthetic_data(task):
     if task == "flow":
         ds = make_sources(TrainConfig(**{**TINY, "task": task, "steps": 1, "synthetic_pool": 8, "two_tone": 0.4}))
         assert ds.two_tone == 0.4
+    else:
+        ds = make_sources(TrainConfig(**{**TINY, "task": task, "steps": 1, "synthetic_pool": 8, "texture_gain": 6.0}))
+        assert ds.texture_gain == 6.0
 
 
 @pytest.mark.parametrize("ablation", [None, "k1", "concat"])

@@ -512,6 +512,48 @@ def test_guide_contrast_stretches_only_the_guide(cls):
             cls(4, 64, guide_contrast=bad)
 
 
+def test_texture_gain_strengthens_the_textures_not_the_scene():
+    from pacup.train.synth import render_depth_scene
+
+    sc = make_depth_scene(5, 64, 96, clutter=0.5, return_scene=True)
+    assert np.array_equal(render_depth_scene(sc["scene"], 64, 96, np.random.default_rng(1))["rgb"],
+                          render_depth_scene(sc["scene"], 64, 96, np.random.default_rng(1), texture_gain=1.0)["rgb"])
+    for seed in range(3):
+        a = make_depth_scene(seed, 64, 96, clutter=0.5, return_scene=True)
+        b = make_depth_scene(seed, 64, 96, clutter=0.5, texture_gain=4.0)
+        assert np.array_equal(a["depth"], b["depth"]) and not np.array_equal(a["rgb"], b["rgb"])
+        assert np.array_equal(b["rgb"], make_depth_scene(seed, 64, 96, clutter=0.5, texture_gain=4.0)["rgb"])
+        # Without the sensor's noise and blur: the colour steps inside surfaces grow with the gain.
+        scene, d = a["scene"], a["depth"]
+        scene.noise_std, scene.blur = 0.0, 0.0
+        inside = np.abs(d[:, 1:] - d[:, :-1]) < 0.01 * d[:, 1:]
+
+        def steps(gain):  # mean absolute horizontal luminance step between pixels of one surface
+            y = render_depth_scene(scene, 64, 96, texture_gain=gain)["rgb"].astype(float).mean(2)
+            return np.abs(y[:, 1:] - y[:, :-1])[inside].mean()
+
+        s1, s2, s4 = steps(1.0), steps(2.0), steps(4.0)
+        assert s1 < s2 < s4 and s4 > 1.5 * s1
+    for bad in (0.0, -1.0):
+        with pytest.raises(ValueError, match="texture_gain"):
+            render_depth_scene(sc["scene"], 8, 8, texture_gain=bad)
+
+
+def test_dataset_texture_gain_changes_only_the_guide():
+    plain = SyntheticDepthDataset(4, 64, length=6, seed=3)
+    strong = SyntheticDepthDataset(4, 64, length=6, seed=3, texture_gain=8.0)
+    diffs = []
+    for i in range(6):
+        a, b = plain[i], strong[i]
+        _same_but_guide(a, b)
+        assert torch.equal(b["guide"], strong[i]["guide"])  # deterministic per item
+        diffs.append(round(float((a["guide"] - b["guide"]).abs().mean()), 4))
+    assert max(diffs) > 0.01 and len(set(diffs)) > 1  # a gain per item, not one for all
+    for bad in (0.5, 17.0):
+        with pytest.raises(ValueError, match="texture_gain"):
+            SyntheticDepthDataset(4, 64, texture_gain=bad)
+
+
 def test_two_tone_layers_change_the_colours_not_the_motion():
     from pacup.train.synth import TwoToneTexture
 
