@@ -1474,7 +1474,9 @@ class SyntheticDepthDataset(_SynthBase):
         low, lv = degrade(depth, self.factor, self.method, valid=tv, noise_std=self.noise_std,
                           holes=self.holes, seed=deg_seed)
         if self.misalign > 0:
-            mrng = np.random.default_rng([s, 5])
+            # Stream 10, not 5: make_depth_scene draws clutter from [s, 5], and sharing it made
+            # the misaligned items exactly the cluttered ones (when misalign <= clutter).
+            mrng = np.random.default_rng([s, 10])
             if mrng.random() < self.misalign:
                 rgb = shift_image(rgb, *mrng.integers(-MISALIGN_MAX_PX, MISALIGN_MAX_PX + 1, size=2))
         return {

@@ -399,6 +399,19 @@ def test_misalign_shifts_only_the_guide_of_its_share_of_items():
         SyntheticDepthDataset(4, 64, misalign=1.5)
 
 
+def test_misaligned_items_are_drawn_apart_from_the_cluttered_ones():
+    # Each option draws from a stream of its own: which items are misaligned does not
+    # follow from which are cluttered.
+    n = 16
+    flat = SyntheticDepthDataset(4, 64, length=n, seed=3, clutter=0.0)
+    both = SyntheticDepthDataset(4, 64, length=n, seed=3, clutter=0.5, misalign=0.5)
+    aligned = SyntheticDepthDataset(4, 64, length=n, seed=3, clutter=0.5)
+    cluttered = {i for i in range(n) if not torch.equal(flat[i]["target"], both[i]["target"])}
+    moved = {i for i in range(n) if not torch.equal(aligned[i]["guide"], both[i]["guide"])}
+    assert cluttered and moved
+    assert not moved <= cluttered and not cluttered <= moved
+
+
 def test_flow_dataset_items_and_units():
     ds = SyntheticFlowDataset(factor=4, crop=64, method="point", length=3, seed=0)
     it = ds[1]
