@@ -8,7 +8,11 @@ band, the share of pixels, the RMSE there and the share of the method's total sq
 error. Optionally the guide is moved first (``--shift DY,DX``,
 :func:`pacup.train.synth.shift_image`), e.g. by the registration offset that
 ``benchmarks/guide_shift.py --edges`` finds, and its contrast scaled about its mean level
-(``--contrast C``, :func:`pacup.train.synth.stretch_contrast`). Prints tables; asserts nothing.
+(``--contrast C``, :func:`pacup.train.synth.stretch_contrast`). ``--flatten R`` then blurs
+the guide (Gaussian, sigma 4 px) wherever it is more than R px from a depth edge of the
+ground truth (``pacup eval``'s rule, :func:`pacup.train.evaluate.depth_edge_mask`): the
+texture goes, the edges that the depth confirms stay; what a method gains from that is
+what the texture cost it. Prints tables; asserts nothing.
 
     python benchmarks/hole_error.py --data ../shared/data/depth/tum_fr1 --factor 8 \\
         --method bicubic --method depth-x8 --method runs/depth-x8-k1/model.safetensors
@@ -40,6 +44,19 @@ def hole_distance(valid, limit: int):
     return dist
 
 
+def flatten_texture(guide, depth, valid, radius: int, sigma: float = 4.0):
+    """``guide`` (uint8 H, W, 3) blurred (Gaussian ``sigma``) wherever it is more than
+    ``radius`` px from a depth edge of ``depth`` (valid pixels; pacup eval's rule)."""
+    import numpy as np
+    from PIL import Image, ImageFilter
+
+    from pacup.train.evaluate import depth_edge_mask
+
+    near = depth_edge_mask(depth, valid, radius=radius)
+    soft = np.asarray(Image.fromarray(np.ascontiguousarray(guide)).filter(ImageFilter.GaussianBlur(sigma)))
+    return np.where(near[..., None], guide, soft)
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--data", required=True, help="a depth folder dataset (pacup.train.folders)")
@@ -50,6 +67,8 @@ def main():
                     help="upper edges (px) of the distance bands; the last band is everything beyond")
     ap.add_argument("--shift", type=_ints, default=[0, 0], help="move the guide by DY,DX px first")
     ap.add_argument("--contrast", type=float, default=1.0, help="scale the guide's contrast first")
+    ap.add_argument("--flatten", type=int, default=None,
+                    help="blur the guide farther than R px from a ground-truth depth edge")
     ap.add_argument("--depth-scale", type=float, default=None)
     ap.add_argument("--threads", type=int, default=1)
     args = ap.parse_args()
@@ -76,11 +95,14 @@ def main():
         gt, valid = crop_to_multiple(s.gt, f), crop_to_multiple(s.valid, f)
         guide = np.array(crop_to_multiple(shift_image(stretch_contrast(np.asarray(s.guide), args.contrast),
                                                       *args.shift), f))
+        if args.flatten is not None:
+            guide = flatten_texture(guide, gt, valid, args.flatten)
         low, lv = degrade(gt, f, deg, valid=valid)
         sel = valid & _border_mask(gt.shape, DEPTH_BORDER) & np.isfinite(gt)  # as pacup eval's metrics
         dist = hole_distance(valid, bands[-1])
         scale, unit = (100.0, "cm") if s.units == "m" else (1.0, s.units)
-        print(f"{s.name}: x{f}, protocol B, guide shifted by {tuple(args.shift)}, contrast x{args.contrast}; "
+        print(f"{s.name}: x{f}, protocol B, guide shifted by {tuple(args.shift)}, contrast x{args.contrast}, "
+              f"{'texture kept' if args.flatten is None else f'blurred > {args.flatten} px from depth edges'}; "
               f"{100 * (~valid).mean():.1f} % of the ground truth invalid; RMSE in {unit}")
         print(f"{'method':<44}{'RMSE':>9}" + "".join(f"{n:>26}" for n in names))
         share = [((dist > lo) & (dist <= hi) & sel).sum() / sel.sum() for lo, hi in zip(edges[:-1], edges[1:])]

@@ -108,3 +108,15 @@ def test_edge_profile_is_near_zero_for_a_one_pixel_step_and_grows_with_blur():
     plain = guide.copy()
     plain[:, :8] = 0
     assert probe.contrast(plain, pairs)[2] == 0.0
+
+
+def test_hole_error_flatten_blurs_only_the_texture_away_from_depth_edges():
+    probe = _load("hole_error")
+    s = _step_scene(0)
+    out = probe.flatten_texture(s.guide, s.gt, s.valid, radius=3)
+    assert out.dtype == np.uint8 and out.shape == s.guide.shape
+    # Within 3 px of the depth edge (columns 39 / 40) the guide is untouched ...
+    assert np.array_equal(out[:, 36:44], s.guide[:, 36:44])
+    # ... the texture stripes far from it are smoothed away.
+    far = slice(4, 26)
+    assert np.ptp(out[8:56, far, 0].astype(int)) < 0.5 * np.ptp(s.guide[8:56, far, 0].astype(int))
