@@ -383,9 +383,9 @@ def render_depth_scene(scene: DepthScene, height: int, width: int,
     pixel noise (only needed when ``scene.noise_std > 0``).
 
     ``texture_gain`` multiplies each visible surface's texture (decals included) about that
-    surface's mean colour in the view, before shading: colour edges inside a surface grow,
-    the steps between surfaces (their mean colours) stay. It measures in the model card's
-    terms as texture contrast against boundary contrast (``benchmarks/edge_profile.py``).
+    surface's mean colour in the view, before shading, clipped to [0, 1]: colour edges inside
+    a surface grow, the steps between surfaces (their mean colours) mostly stay
+    (``benchmarks/edge_profile.py --texture-gain`` measures both).
     """
     if not texture_gain > 0:
         raise ValueError(f"texture_gain must be > 0, got {texture_gain!r}")
