@@ -1365,7 +1365,7 @@ class _SynthBase(_TorchDataset):
         (:func:`augment_guide`) with probability ``guide_aug``; each from a stream of its own."""
         if self.guide_contrast > 1:
             rng = np.random.default_rng([s, 7])
-            rgb = stretch_contrast(rgb, math.exp(rng.uniform(0.0, math.log(self.guide_contrast))))
+            rgb = stretch_contrast(rgb, _loguniform(rng, 1.0, self.guide_contrast))
         if self.guide_blur > 0:
             rgb = camera_blur(rgb, np.random.default_rng([s, 6]).uniform(self.guide_blur / 3, self.guide_blur))
         if self.guide_aug > 0:
@@ -1452,7 +1452,7 @@ class SyntheticDepthDataset(_SynthBase):
         s = item_seed(self.seed, index)
         gain = 1.0
         if self.texture_gain > 1:
-            gain = math.exp(np.random.default_rng([s, 9]).uniform(0.0, math.log(self.texture_gain)))
+            gain = _loguniform(np.random.default_rng([s, 9]), 1.0, self.texture_gain)
         scene = make_depth_scene(s, self.gen, self.gen, clutter=self.clutter, texture_gain=gain)
         rng = np.random.default_rng([s, 1])
         ys, xs = self._crop_window(rng)
