@@ -1122,6 +1122,10 @@ def train(
         "--texture-gain", min=1.0, max=16.0, help="Depth: largest factor by which a synthetic scene's surface "
         "textures are strengthened (drawn log-uniformly from [1, it]): strong colour edges with no depth edge are "
         "rarer in the synthetic scenes than in real photographs (1: off).")] = 1.0,
+    ema: Annotated[float, typer.Option(
+        "--ema", min=0.0, max=0.9999, help="Decay of a moving average of the weights kept during training "
+        "(0: off; 0.998 averages about the last 500 steps): model.safetensors is then the average, "
+        "raw.safetensors the last step's weights.")] = 0.0,
     frames: Annotated[Optional[float], typer.Option(
         "--frames", min=0.0, max=1.0, help="Flow: share of synthetic objects that are chair-like frames (thin "
         "legs and rails) instead of compact shapes.", show_default="0.5 for flow")] = None,
@@ -1184,7 +1188,7 @@ def train(
                           frames=_recipe("frames", frames), two_tone=two_tone,
                           guide_aug=_recipe("guide_aug", guide_aug),
                           guide_blur=guide_blur, guide_contrast=guide_contrast,
-                          texture_gain=texture_gain, warmup=warmup,
+                          texture_gain=texture_gain, ema=ema, warmup=warmup,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)
@@ -1196,10 +1200,11 @@ def train(
         except (ValueError, OSError) as exc:
             raise CliError(_describe_exception(exc) if isinstance(exc, OSError) else str(exc), EXIT_USAGE, exc)
         if not quiet:
-            rel = summary.get("val_rel_rmse")
+            rel, avg = summary.get("val_rel_rmse"), summary.get("ema_val_rel_rmse")
             _stdout().print(
                 f"trained {summary['step']} steps in {summary['minutes']:.1f} min; final loss {summary['loss']:.4g}"
                 + (f"; synthetic validation RMSE {rel:.3f} x bicubic" if rel is not None else "")
+                + (f" (moving average: {avg:.3f})" if avg is not None else "")
                 + f"\nmodel: {summary['model']}", markup=False)
         return EXIT_OK
 

@@ -108,6 +108,7 @@ class TrainConfig:
     guide_blur: float = 0.0
     guide_contrast: float = 1.0
     texture_gain: float = 1.0
+    ema: float = 0.0
     zero_init_head: bool = False
     init: str = "default"
     synthetic_pool: int = 1000
@@ -367,14 +368,54 @@ def _metadata(cfg: TrainConfig, step: int, extra: dict | None = None) -> dict:
     return meta
 
 
-def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=False, seconds=0.0):
+def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=False, seconds=0.0, ema_model=None):
+    """Checkpoint the weights (and their moving average), then the optimizer state and step;
+    ``final``: also the model file, which is the average when ``ema_model`` is given (the raw
+    weights then go to ``raw.safetensors``)."""
     from ..models import save_model
 
-    save_model(model, out / "last.safetensors", _metadata(cfg, step, extra))
+    meta = _metadata(cfg, step, extra)
+    save_model(model, out / "last.safetensors", meta)
+    if ema_model is not None:
+        save_model(ema_model, out / "last_ema.safetensors", {**meta, "ema": cfg.ema})
     _atomic_torch_save({"step": step, "optimizer": opt.state_dict(), "config": asdict(cfg), "seconds": seconds},
                        out / "last_state.pt")
     if final:
-        save_model(model, out / "model.safetensors", _metadata(cfg, step, extra))
+        if ema_model is None:
+            save_model(model, out / "model.safetensors", meta)
+        else:
+            save_model(ema_model, out / "model.safetensors", {**meta, "ema": cfg.ema})
+            save_model(model, out / "raw.safetensors", meta)
+
+
+def _make_ema(model: nn.Module, cfg: TrainConfig, resume_from: Path | None) -> nn.Module | None:
+    """The moving average's copy of ``model`` (None when ``cfg.ema`` is 0), restored from
+    ``resume_from/last_ema.safetensors`` when resuming a run that has one."""
+    import copy
+
+    if not cfg.ema:
+        return None
+    ema = copy.deepcopy(model)
+    for p in ema.parameters():
+        p.requires_grad_(False)
+    if resume_from is not None:
+        path = resume_from / "last_ema.safetensors"
+        if not path.is_file():
+            raise ValueError(f"{path}: missing; the run has --ema {cfg.ema} and its average cannot be resumed")
+        _load_weights(ema, path)
+    ema.eval()
+    return ema
+
+
+@torch.no_grad()
+def _ema_update(ema: nn.Module, model: nn.Module, decay: float) -> None:
+    """ema <- decay * ema + (1 - decay) * model, for every floating parameter and buffer."""
+    src = model.state_dict()
+    for k, v in ema.state_dict().items():
+        if v.is_floating_point():
+            v.lerp_(src[k].detach(), 1.0 - decay)
+        else:
+            v.copy_(src[k])
 
 
 def _load_weights(model: nn.Module, path: Path):
@@ -454,6 +495,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time (of this session). grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
+        ema: decay of an exponential moving average of the weights (0: off; e.g. 0.998, a
+            time constant of 500 steps); ``model.safetensors`` is then the average.
 
     Returns:
         ``{"step", "loss", "minutes", "out_dir", "model", "parameters", "val"...}``.
@@ -468,6 +511,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
     if cfg.steps < 0 or cfg.batch < 1:
         raise ValueError("steps must be >= 0 and batch >= 1")
+    if not 0.0 <= cfg.ema < 1.0:
+        raise ValueError(f"ema must be in [0, 1) (0: off), got {cfg.ema!r}")
     for name, task, off in (("occlusion", "depth", 0), ("disparity", "depth", 0), ("clutter", "depth", 0),
                             ("misalign", "depth", 0), ("texture_gain", "depth", 1), ("frames", "flow", 0),
                             ("two_tone", "flow", 0)):
@@ -487,6 +532,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     torch.manual_seed(cfg.seed)
     model = build_train_model(cfg).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=_lr_at(cfg, 0))
+    ema_model = _make_ema(model, cfg, None)
     start, seconds_before = 0, 0.0
     state_path = out / "last_state.pt"
     if cfg.resume and state_path.is_file():
@@ -496,6 +542,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         model.to(device)
         opt.load_state_dict(state["optimizer"])
         start = int(state["step"])
+        ema_model = _make_ema(model, cfg, out if start else None)
         seconds_before = float(state.get("seconds", 0.0))  # training time of the earlier sessions
     elif not cfg.resume and (out / "log.jsonl").exists():
         (out / "log.jsonl").unlink()
@@ -546,6 +593,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
                     torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
                 opt.step()
                 completed = done = step + 1
+                if ema_model is not None:
+                    _ema_update(ema_model, model, min(cfg.ema, (1 + done) / (10 + done)))
                 window.append(float(loss.detach()))
                 progress.update(task_id, advance=1, loss=f"{np.mean(window[-cfg.log_every:]):.4f}")
                 elapsed = time.perf_counter() - t_begin
@@ -557,19 +606,22 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
                         last["guide_scale"] = [round(float(v), 4) for v in gs.detach().cpu()]
                     if val is not None and (done % cfg.val_every == 0 or done == cfg.steps):
                         last.update(_validate(model, val, cfg, device))
+                        if ema_model is not None:
+                            last.update({f"ema_{k}": v for k, v in _validate(ema_model, val, cfg, device).items()})
                     window = []
                     log.write(json.dumps(last) + "\n")
                     log.flush()
                     if not live and cfg.progress:
                         console.print(" ".join(f"{k}={v}" for k, v in last.items()))
                 if done % cfg.ckpt_every == 0 and done < cfg.steps:
-                    _save(model, opt, cfg, done, out, seconds=seconds_before + elapsed)
+                    _save(model, opt, cfg, done, out, seconds=seconds_before + elapsed, ema_model=ema_model)
                 if cfg.max_minutes is not None and elapsed > 60 * cfg.max_minutes:
                     break
         step_done = step + 1 if cfg.steps > start else start
     except KeyboardInterrupt:
         # Ctrl-C: keep what was learned; --resume continues from exactly this step.
-        _save(model, opt, cfg, completed, out, seconds=seconds_before + time.perf_counter() - t_begin)
+        _save(model, opt, cfg, completed, out, seconds=seconds_before + time.perf_counter() - t_begin,
+              ema_model=ema_model)
         raise
     finally:
         log.close()
@@ -578,8 +630,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     summary = {"step": step_done, "loss": last.get("loss"), "minutes": round(minutes, 2),
                "parameters": sum(p.numel() for p in model.parameters() if p.requires_grad)}
     if val is not None:
-        summary.update({k: v for k, v in last.items() if k.startswith("val")})
-    _save(model, opt, cfg, step_done, out, {"train_summary": summary}, final=True, seconds=seconds)
+        summary.update({k: v for k, v in last.items() if k.startswith(("val", "ema_val"))})
+    _save(model, opt, cfg, step_done, out, {"train_summary": summary}, final=True, seconds=seconds,
+          ema_model=ema_model)
     summary.update(out_dir=str(out), model=str(out / "model.safetensors"))
     (out / "summary.json").write_text(json.dumps(summary, indent=1))
     return summary
@@ -620,7 +673,7 @@ def main(argv=None) -> int:
                  "val_every", "val_size", "warmup"):
         p.add_argument(f"--{name.replace('_', '-')}", type=int, default=getattr(d, name))
     for name in ("lr", "noise_std", "holes", "occlusion", "disparity", "clutter", "misalign", "frames", "two_tone",
-                 "guide_aug", "guide_blur", "guide_contrast", "texture_gain"):
+                 "guide_aug", "guide_blur", "guide_contrast", "texture_gain", "ema"):
         p.add_argument(f"--{name.replace('_', '-')}", type=float, default=getattr(d, name))
     p.add_argument("--out", default=d.out_dir)
     p.add_argument("--resume", action="store_true")
@@ -651,7 +704,7 @@ def main(argv=None) -> int:
                       disparity=a.disparity, clutter=a.clutter, misalign=a.misalign, frames=a.frames,
                       two_tone=a.two_tone, warmup=a.warmup,
                       guide_aug=a.guide_aug, guide_blur=a.guide_blur, guide_contrast=a.guide_contrast,
-                      texture_gain=a.texture_gain, synthetic_pool=a.synthetic_pool,
+                      texture_gain=a.texture_gain, ema=a.ema, synthetic_pool=a.synthetic_pool,
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,
                       max_minutes=a.max_minutes, grad_clip=a.grad_clip, depth_scale=a.depth_scale,

@@ -95,6 +95,21 @@ def test_train_ablation(invoke, tmp_path):
     assert type(load_any_model(run / "model.safetensors")).__name__ == "PacJointUpsampleK1"
 
 
+def test_train_with_a_moving_average(invoke, tmp_path):
+    import torch
+
+    run = tmp_path / "ema"
+    tiny = [a if a != "0" else "4" for a in TINY]  # --val-every 4: the summary line reports both
+    result = invoke("train", "--task", "depth", *tiny, "--ema", "0.99", "-o", run)
+    assert result.exit_code == 0, result.output
+    assert "moving average:" in result.stdout and "x bicubic" in result.stdout
+    assert json.loads((run / "config.json").read_text())["ema"] == 0.99
+    avg, raw = load_file(str(run / "model.safetensors")), load_file(str(run / "raw.safetensors"))
+    assert any(not torch.equal(avg[k], raw[k]) for k in raw)
+    result = invoke("train", "--task", "depth", *TINY, "--ema", "1", "-o", tmp_path / "bad")
+    assert result.exit_code == 2 and "--ema" in result.stderr
+
+
 @pytest.mark.parametrize("args, fragments", [
     (("train", "--factor", "3"), ["--factor", "2, 4, 8, 16"]),
     (("train", "--data", "no/such/folder"), ["no/such/folder", "not a folder"]),

@@ -52,12 +52,67 @@ def test_resume_refuses_another_recipe_but_takes_a_longer_schedule(tmp_path):
     cfg = dict(TINY, steps=3)
     out = str(tmp_path / "r")
     train(TrainConfig(**cfg, out_dir=out, max_minutes=0))
-    for change in ({"lr": 5e-4}, {"seed": 1}, {"guide_contrast": 2.0}, {"texture_gain": 2.0}, {"ablation": "k1"}):
+    for change in ({"lr": 5e-4}, {"seed": 1}, {"guide_contrast": 2.0}, {"texture_gain": 2.0}, {"ablation": "k1"},
+                   {"ema": 0.9}):
         with pytest.raises(ValueError, match=f"config.json: --resume .*{next(iter(change))}"):
             train(TrainConfig(**{**cfg, **change}, out_dir=out, resume=True))
     assert torch.load(tmp_path / "r" / "last_state.pt", weights_only=False)["step"] == 1
     s = train(TrainConfig(**{**cfg, "steps": 4, "synthetic_pool": 12}, out_dir=out, resume=True))
     assert s["step"] == 4
+
+
+def test_ema_averages_the_weights_of_every_step_and_leaves_training_alone(tmp_path, monkeypatch):
+    import pacup.train.loop as loop
+
+    cfg = dict(TINY, steps=5)
+    plain = train(TrainConfig(**cfg, out_dir=str(tmp_path / "plain")))
+    # Record the network's weights after every optimizer step, as the average sees them.
+    seen, real_update = [], loop._ema_update
+
+    def record(ema, model, decay):
+        seen.append(({k: v.detach().clone() for k, v in model.state_dict().items()}, decay))
+        real_update(ema, model, decay)
+
+    monkeypatch.setattr(loop, "_ema_update", record)
+    s = train(TrainConfig(**cfg, ema=0.5, val_every=5, val_size=2, out_dir=str(tmp_path / "ema")))
+    assert len(seen) == 5
+    # The schedule warms the decay up: min(ema, (1 + t) / (10 + t)) after step t.
+    assert [d for _, d in seen] == [min(0.5, (1 + t) / (10 + t)) for t in range(1, 6)]
+    # Training itself is the run without the average: raw weights and losses are identical.
+    raw = load_file(str(tmp_path / "ema" / "raw.safetensors"))
+    first = load_file(str(tmp_path / "plain" / "model.safetensors"))
+    assert all(torch.equal(raw[k], first[k]) for k in first)
+    assert [r["loss"] for r in _log(tmp_path / "plain")] == [r["loss"] for r in _log(tmp_path / "ema")]
+    # model.safetensors is the average, computed here from the initial weights and each step's.
+    torch.manual_seed(0)
+    init = loop.build_train_model(TrainConfig(**cfg))
+    want = {k: v.detach().clone() for k, v in init.state_dict().items()}
+    for w, d in seen:
+        for k in want:
+            want[k] = d * want[k] + (1 - d) * w[k] if want[k].is_floating_point() else w[k]
+    avg = load_file(str(tmp_path / "ema" / "model.safetensors"))
+    for k in want:
+        torch.testing.assert_close(avg[k], want[k], rtol=1e-5, atol=1e-6)
+    assert any(not torch.equal(avg[k], raw[k]) for k in raw)
+    assert "ema_val_rel_rmse" in s and "val_rel_rmse" in s and plain.get("ema_val_rel_rmse") is None
+    assert not (tmp_path / "plain" / "raw.safetensors").exists()
+
+
+def test_resume_continues_the_average_identically(tmp_path):
+    cfg = dict(TINY, steps=4, ema=0.9)
+    train(TrainConfig(**cfg, out_dir=str(tmp_path / "full")))
+    train(TrainConfig(**cfg, out_dir=str(tmp_path / "part"), max_minutes=0))
+    train(TrainConfig(**cfg, out_dir=str(tmp_path / "part"), resume=True))
+    for name in ("model.safetensors", "raw.safetensors"):
+        a, b = (load_file(str(tmp_path / r / name)) for r in ("full", "part"))
+        assert all(torch.equal(a[k], b[k]) for k in a), name
+    # A run whose average is missing is not resumed with a fresh one.
+    train(TrainConfig(**cfg, out_dir=str(tmp_path / "lost"), max_minutes=0))
+    (tmp_path / "lost" / "last_ema.safetensors").unlink()
+    with pytest.raises(ValueError, match="last_ema.safetensors: missing"):
+        train(TrainConfig(**cfg, out_dir=str(tmp_path / "lost"), resume=True))
+    with pytest.raises(ValueError, match="ema must be in"):
+        train(TrainConfig(**dict(cfg, ema=1.0), out_dir=str(tmp_path / "bad")))
 
 
 def test_release_counts_training_time_across_resumes(tmp_path):
