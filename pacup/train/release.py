@@ -47,9 +47,11 @@ def train_seconds(log: list[dict]) -> float:
 def _run_summary(run: Path) -> dict:
     cfg = json.loads((run / "config.json").read_text())
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
+    # A run with a moving average ships the average: its validation is the one to report.
+    key = "ema_val_rel_rmse" if cfg.get("ema") else "val_rel_rmse"
     return {"steps": log[-1]["step"] if log else 0, "minutes": round(train_seconds(log) / 60, 1),
             "batch": cfg["batch"], "crop": cfg["crop"], "lr": cfg["lr"], "loss": cfg["loss"],
-            "val_rel_rmse": next((x["val_rel_rmse"] for x in reversed(log) if "val_rel_rmse" in x), None)}
+            "ema": cfg.get("ema", 0.0), "val_rel_rmse": next((x[key] for x in reversed(log) if key in x), None)}
 
 
 def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16)) -> list[dict]:
@@ -119,8 +121,9 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         model = load_any_model(run / "model.safetensors")
         facts = r["run"]
         desc = (f"PacJointUpsample Lite x{r['factor']} ({r['task']}), residual over bicubic; trained by "
-                f"`pacup train` for {facts['steps']} steps (batch {facts['batch']}, {facts['crop']}-px crops) "
-                f"on synthetic {'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
+                f"`pacup train` for {facts['steps']} steps (batch {facts['batch']}, {facts['crop']}-px crops"
+                + (f", moving average of the weights with decay {facts['ema']}" if facts.get("ema") else "")
+                + f") on synthetic {'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
         scores = {f"{Path(r['data']).name}_{r['metric']}": round(r["value"], 4),
                   "vs_bicubic": round(r["vs_bicubic"], 3)}
         sha = save_model(model, weights / f"{name}.safetensors",

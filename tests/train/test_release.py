@@ -1,0 +1,59 @@
+"""The release tool: runs -> score rows, markdown table, weights with clean metadata."""
+
+import json
+
+import numpy as np
+import torch
+from safetensors import safe_open
+from safetensors.torch import load_file
+
+from pacup.io import write_depth, write_image
+from pacup.train.loop import TrainConfig, train
+from pacup.train.release import RELEASED_LABEL, evaluate_runs, markdown, write_weights
+
+TINY = dict(task="depth", factor=4, variant="lite", crop=32, batch=2, threads=1, log_every=1, steps=3,
+            synthetic_pool=4, progress=False, val_every=3, val_size=2)
+
+
+def _folder(root):
+    root.mkdir()
+    rng = np.random.default_rng(0)
+    gt = np.full((48, 64), 2000.0, np.float32)
+    gt[:, 30:] = 1200.0
+    write_depth(root / "s0_depth.png", gt)
+    rgb = rng.integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    rgb[:, 30:] = 255 - rgb[:, 30:] // 4
+    write_image(root / "s0_rgb.png", rgb)
+    return root
+
+
+def test_release_scores_a_run_with_its_ablation_and_ships_the_average(tmp_path):
+    runs = tmp_path / "runs"
+    s = train(TrainConfig(**TINY, ema=0.9, out_dir=str(runs / "depth-x4-pac")))
+    train(TrainConfig(**TINY, ablation="k1", out_dir=str(runs / "depth-x4-k1")))
+    rows = evaluate_runs(runs, {"depth": _folder(tmp_path / "data"), "flow": None}, factors=(4, 8))
+    methods = [r["method"] for r in rows]
+    assert methods == ["bicubic", "guided", "jbu", RELEASED_LABEL, RELEASED_LABEL + " --ensemble",
+                       "K = 1 ablation"]  # no x8 run, no concat run: nothing invented for them
+    pac = rows[3]
+    assert rows[0]["vs_bicubic"] == 1.0 and pac["vs_bicubic"] == pac["value"] / rows[0]["value"]
+    # The shipped file is the moving average, so the run's validation figure is the average's.
+    assert pac["run"]["ema"] == 0.9 and pac["run"]["val_rel_rmse"] == s["ema_val_rel_rmse"]
+    assert rows[5]["run"]["ema"] == 0.0
+    table = markdown(rows)
+    assert table.splitlines()[0] == f"| depth: {pac['metric']} (ratio to bicubic) | x4 |"
+    assert f"| {RELEASED_LABEL} | {pac['value']:.3f} ({pac['vs_bicubic']:.2f}) |" in table
+
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    released = write_weights(runs, rows, weights)
+    assert list(released) == ["depth-x4"]
+    shipped = weights / "depth-x4.safetensors"
+    avg = load_file(str(runs / "depth-x4-pac" / "model.safetensors"))
+    got = load_file(str(shipped))
+    assert all(torch.equal(got[k], avg[k]) for k in avg)
+    with safe_open(str(shipped), "pt") as f:
+        meta = f.metadata()
+    assert "moving average of the weights with decay 0.9" in meta["description"]
+    assert json.loads(meta["scores"])["vs_bicubic"] == round(pac["vs_bicubic"], 3)
+    assert json.loads(meta["training"])["ema"] == 0.9
