@@ -1140,6 +1140,10 @@ def train(
     init: Annotated[InitKind, typer.Option(
         "--init", help="Weight init: PyTorch's default (the released models), or he (He-normal with the true "
         "fan-in of the stride-2 layers, which keeps the signal's scale through deep decoders).")] = InitKind.default,
+    init_from: Annotated[Optional[str], typer.Option(
+        "--init-from", help="Fine-tune: start from these weights (a model name such as depth-x8, or a "
+        ".safetensors file) instead of a random init; the same architecture and factor.",
+        show_default=False)] = None,
     seed: Annotated[int, typer.Option("--seed", help="Model init, synthetic scenes and their order.")] = 0,
     synthetic_pool: Annotated[int, typer.Option(
         "--synthetic-pool", min=1,
@@ -1191,7 +1195,8 @@ def train(
                           texture_gain=texture_gain, ema=ema, warmup=warmup,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
-                          synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value)
+                          synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value,
+                          init_from=init_from)
         try:
             summary = run_training(cfg)
         except KeyboardInterrupt:

@@ -109,6 +109,7 @@ class TrainConfig:
     guide_contrast: float = 1.0
     texture_gain: float = 1.0
     ema: float = 0.0
+    init_from: str | None = None
     zero_init_head: bool = False
     init: str = "default"
     synthetic_pool: int = 1000
@@ -388,6 +389,22 @@ def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=
             save_model(model, out / "raw.safetensors", meta)
 
 
+def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
+    """Start ``model`` from the weights of ``cfg.init_from`` (a registry name or a
+    ``.safetensors`` file), which must be the same architecture, task and factor."""
+    from .ablations import load_any_model
+
+    try:
+        src = load_any_model(cfg.init_from, task=cfg.task, factor=cfg.factor)
+    except Exception as exc:  # the loaders' own errors name the file and the problem
+        raise ValueError(f"--init-from {cfg.init_from}: {exc}") from exc
+    mine, theirs = getattr(model, "config", {}), getattr(src, "config", {})
+    if type(src) is not type(model) or mine != theirs:
+        raise ValueError(f"--init-from {cfg.init_from}: it is a {type(src).__name__} {theirs}, but this run trains a "
+                         f"{type(model).__name__} {mine} (same --ablation, --variant and --factor needed)")
+    model.load_state_dict(src.state_dict(), strict=True)
+
+
 def _make_ema(model: nn.Module, cfg: TrainConfig, resume_from: Path | None) -> nn.Module | None:
     """The moving average's copy of ``model`` (None when ``cfg.ema`` is 0), restored from
     ``resume_from/last_ema.safetensors`` when resuming a run that has one."""
@@ -495,6 +512,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time (of this session). grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
+        init_from: start from these weights (registry name or ``.safetensors``; the same
+            architecture, task and factor) instead of a random init: fine-tuning.
         ema: decay of an exponential moving average of the weights (0: off; e.g. 0.998, a
             time constant of 500 steps); ``model.safetensors`` is then the average.
 
@@ -511,6 +530,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         raise ValueError(f"loss must be one of {LOSSES}, got {cfg.loss!r}")
     if cfg.steps < 0 or cfg.batch < 1:
         raise ValueError("steps must be >= 0 and batch >= 1")
+    if cfg.init_from and (cfg.init != "default" or cfg.zero_init_head):
+        raise ValueError("--init-from replaces the initial weights: it cannot be combined with --init or "
+                         "--zero-init-head")
     if not 0.0 <= cfg.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (0: off), got {cfg.ema!r}")
     for name, task, off in (("occlusion", "depth", 0), ("disparity", "depth", 0), ("clutter", "depth", 0),
@@ -530,7 +552,10 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     out.mkdir(parents=True, exist_ok=True)
 
     torch.manual_seed(cfg.seed)
-    model = build_train_model(cfg).to(device)
+    model = build_train_model(cfg)
+    if cfg.init_from:
+        _init_from(model, cfg)
+    model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=_lr_at(cfg, 0))
     ema_model = _make_ema(model, cfg, None)
     start, seconds_before = 0, 0.0
@@ -694,6 +719,7 @@ def main(argv=None) -> int:
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--zero-init-head", action="store_true")
     p.add_argument("--init", default=d.init, choices=["default", "he"])
+    p.add_argument("--init-from", default=None, help="start from these weights (name or .safetensors)")
     a = p.parse_args(argv)
     cfg = TrainConfig(task=a.task, factor=a.factor, variant=a.variant, data=a.data or ["synthetic"], steps=a.steps,
                       batch=a.batch, crop=a.crop, lr=a.lr, out_dir=a.out, resume=a.resume, device=a.device,
@@ -708,7 +734,8 @@ def main(argv=None) -> int:
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,
                       max_minutes=a.max_minutes, grad_clip=a.grad_clip, depth_scale=a.depth_scale,
-                      zero_init_head=a.zero_init_head, init=a.init)
+                      zero_init_head=a.zero_init_head, init=a.init,
+                      init_from=a.init_from)
     s = train(cfg)
     print(json.dumps(s))
     return 0

@@ -120,6 +120,7 @@ def test_train_with_a_moving_average(invoke, tmp_path):
     (("train", "--task", "flow", "--misalign", "0.5"), ["misalign", "depth only"]),
     (("train", "--task", "depth", "--two-tone", "0.5"), ["two_tone", "flow only"]),
     (("train", "--task", "flow", "--texture-gain", "4"), ["texture_gain", "depth only"]),
+    (("train", "--init-from", "no/such.safetensors"), ["--init-from no/such.safetensors"]),
     (("eval", "--data", "no/such/folder"), ["no/such/folder", "not a folder"]),
     (("eval", "--data", "synthetic-depth", "--factor", "5"), ["--factor"]),
     (("eval", "--data", "synthetic-depth", "--n", "1", "--size", "32", "--factor", "4", "--method", "nosuch"),

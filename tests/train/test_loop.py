@@ -115,6 +115,23 @@ def test_resume_continues_the_average_identically(tmp_path):
         train(TrainConfig(**dict(cfg, ema=1.0), out_dir=str(tmp_path / "bad")))
 
 
+def test_init_from_starts_at_the_given_weights_and_refuses_another_architecture(tmp_path):
+    first = train(TrainConfig(**TINY, steps=2, out_dir=str(tmp_path / "a")))
+    # Zero steps from those weights (another seed, so another random init) writes them back.
+    train(TrainConfig(**TINY, steps=0, seed=3, init_from=first["model"], out_dir=str(tmp_path / "b")))
+    a, b = (load_file(str(tmp_path / r / "model.safetensors")) for r in ("a", "b"))
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    fine = train(TrainConfig(**TINY, steps=2, init_from=first["model"], out_dir=str(tmp_path / "c")))
+    c = load_file(fine["model"])
+    assert any(not torch.equal(a[k], c[k]) for k in a)  # and it trains on from there
+    with pytest.raises(ValueError, match="init-from .*PacJointUpsample .*PacJointUpsampleK1"):
+        train(TrainConfig(**TINY, steps=1, ablation="k1", init_from=first["model"], out_dir=str(tmp_path / "d")))
+    with pytest.raises(ValueError, match="upsamples x4, but x2 is needed"):
+        train(TrainConfig(**{**TINY, "factor": 2}, steps=1, init_from=first["model"], out_dir=str(tmp_path / "e")))
+    with pytest.raises(ValueError, match="cannot be combined"):
+        train(TrainConfig(**TINY, steps=1, init="he", init_from=first["model"], out_dir=str(tmp_path / "f")))
+
+
 def test_release_counts_training_time_across_resumes(tmp_path):
     from pacup.train.release import train_seconds
 
