@@ -110,6 +110,14 @@ def test_train_with_a_moving_average(invoke, tmp_path):
     assert result.exit_code == 2 and "--ema" in result.stderr
 
 
+@pytest.mark.shipped_weights
+def test_train_fine_tunes_a_released_model(invoke, tmp_path):
+    run = tmp_path / "ft"
+    result = invoke("train", "--task", "depth", *TINY, "--init-from", "depth-x4", "--lr", "2e-4", "-o", run)
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["init_from"] == "depth-x4"
+
+
 @pytest.mark.parametrize("args, fragments", [
     (("train", "--factor", "3"), ["--factor", "2, 4, 8, 16"]),
     (("train", "--data", "no/such/folder"), ["no/such/folder", "not a folder"]),
