@@ -362,8 +362,9 @@ def _atomic_torch_save(obj, path: Path):
 
 def _metadata(cfg: TrainConfig, step: int, extra: dict | None = None) -> dict:
     what = f"ablation {cfg.ablation}" if cfg.ablation else f"PacJointUpsample {cfg.variant}"
+    start = f"from {cfg.init_from}, " if cfg.init_from else ""
     meta = {"task": cfg.task, "training": {k: v for k, v in asdict(cfg).items() if k not in ("progress",)},
-            "step": step, "description": f"{what} x{cfg.factor} {cfg.task}, trained {step} steps on "
+            "step": step, "description": f"{what} x{cfg.factor} {cfg.task}, trained {start}{step} steps on "
                                          f"{', '.join(map(str, cfg.data))} (pacup.train.loop)"}
     meta.update(extra or {})
     return meta
@@ -553,14 +554,15 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
 
     torch.manual_seed(cfg.seed)
     model = build_train_model(cfg)
-    if cfg.init_from:
+    state_path = out / "last_state.pt"
+    resuming = cfg.resume and state_path.is_file()
+    if cfg.init_from and not resuming:  # a resumed run's weights come from its checkpoint
         _init_from(model, cfg)
     model = model.to(device)
     opt = torch.optim.Adam(model.parameters(), lr=_lr_at(cfg, 0))
     ema_model = _make_ema(model, cfg, None)
     start, seconds_before = 0, 0.0
-    state_path = out / "last_state.pt"
-    if cfg.resume and state_path.is_file():
+    if resuming:
         _check_resume_config(cfg, out / "config.json")
         state = torch.load(state_path, map_location=device, weights_only=False)
         _load_weights(model, out / "last.safetensors")

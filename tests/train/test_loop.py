@@ -124,6 +124,17 @@ def test_init_from_starts_at_the_given_weights_and_refuses_another_architecture(
     fine = train(TrainConfig(**TINY, steps=2, init_from=first["model"], out_dir=str(tmp_path / "c")))
     c = load_file(fine["model"])
     assert any(not torch.equal(a[k], c[k]) for k in a)  # and it trains on from there
+    from safetensors import safe_open
+
+    with safe_open(fine["model"], "pt") as fh:
+        assert f"trained from {first['model']}, 2 steps" in fh.metadata()["description"]
+    # A resumed fine-tune takes its weights from its checkpoint: the source may be gone.
+    train(TrainConfig(**TINY, steps=2, init_from=first["model"], max_minutes=0, out_dir=str(tmp_path / "g")))
+    (tmp_path / "a" / "model.safetensors").rename(tmp_path / "a" / "moved.safetensors")
+    again = train(TrainConfig(**TINY, steps=2, init_from=first["model"], resume=True, out_dir=str(tmp_path / "g")))
+    g = load_file(again["model"])
+    assert all(torch.equal(c[k], g[k]) for k in c)  # the same fine-tune as the uninterrupted one
+    (tmp_path / "a" / "moved.safetensors").rename(tmp_path / "a" / "model.safetensors")
     with pytest.raises(ValueError, match="init-from .*PacJointUpsample .*PacJointUpsampleK1"):
         train(TrainConfig(**TINY, steps=1, ablation="k1", init_from=first["model"], out_dir=str(tmp_path / "d")))
     with pytest.raises(ValueError, match="upsamples x4, but x2 is needed"):
