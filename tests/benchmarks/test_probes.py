@@ -120,3 +120,24 @@ def test_hole_error_flatten_blurs_only_the_texture_away_from_depth_edges():
     # ... the texture stripes far from it are smoothed away.
     far = slice(4, 26)
     assert np.ptp(out[8:56, far, 0].astype(int)) < 0.5 * np.ptp(s.guide[8:56, far, 0].astype(int))
+
+
+def test_phase_spread_crops_every_array_alike_and_scores_each_phase():
+    probe = _load("phase_spread")
+    assert probe.phase_offsets(4, 8) == [(0, 0), (0, 4), (4, 0), (4, 4)]
+    assert probe.phase_offsets(2, 4) == [(0, 0), (0, 2)]
+    with pytest.raises(ValueError, match="n must be"):
+        probe.phase_offsets(0, 8)
+    s = _step_scene(0)
+    m = probe.shifted(s, 3, 5)
+    assert m.name == "step@3,5" and m.noc is None
+    np.testing.assert_array_equal(m.gt, s.gt[3:, 5:])
+    np.testing.assert_array_equal(m.guide, s.guide[3:, 5:])
+    assert m.valid.shape == m.gt.shape == (61, 91)
+    # Every phase is scored; the depth step falls elsewhere in the low-res grid at each, so
+    # the nearest-neighbour error changes with the phase.
+    offsets = probe.phase_offsets(3, 4)
+    base = probe.phase_scores("bicubic", [s], offsets, 4, "B")
+    near = probe.phase_scores("nearest", [s], offsets, 4, "B")
+    assert len(base) == len(near) == 3 and all(v > 0 for v in base)
+    assert len(set(round(v, 6) for v in near)) > 1
