@@ -74,10 +74,11 @@ def test_ema_averages_the_weights_of_every_step_and_leaves_training_alone(tmp_pa
         real_update(ema, model, decay)
 
     monkeypatch.setattr(loop, "_ema_update", record)
-    s = train(TrainConfig(**cfg, ema=0.5, val_every=5, val_size=2, out_dir=str(tmp_path / "ema")))
+    s = train(TrainConfig(**cfg, ema=0.3, val_every=5, val_size=2, out_dir=str(tmp_path / "ema")))
     assert len(seen) == 5
-    # The schedule warms the decay up: min(ema, (1 + t) / (10 + t)) after step t.
-    assert [d for _, d in seen] == [min(0.5, (1 + t) / (10 + t)) for t in range(1, 6)]
+    # The schedule warms the decay up, min(ema, (1 + t) / (10 + t)) after step t, and caps
+    # it at ema from step 3 on (4/13 > 0.3).
+    assert [d for _, d in seen] == [2 / 11, 3 / 12, 0.3, 0.3, 0.3]
     # Training itself is the run without the average: raw weights and losses are identical.
     raw = load_file(str(tmp_path / "ema" / "raw.safetensors"))
     first = load_file(str(tmp_path / "plain" / "model.safetensors"))
