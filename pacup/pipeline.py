@@ -388,7 +388,9 @@ def _fill_holes(x: torch.Tensor, m: torch.Tensor, rgb_low: torch.Tensor) -> tupl
 
 def _guide_tensor(g: np.ndarray, device, dtype) -> torch.Tensor:
     """(h, w, 3) uint8/float numpy -> (1, 3, h, w) float tensor in [0, 1]."""
-    t = torch.from_numpy(np.ascontiguousarray(g)).to(device)
+    # A read-only array (np.asarray of a PIL image) is copied: torch warns on those.
+    g = np.ascontiguousarray(g) if g.flags.writeable else np.array(g, order="C")
+    t = torch.from_numpy(g).to(device)
     t = t.permute(2, 0, 1)[None]
     if t.dtype == torch.uint8:
         return t.to(dtype).div_(255.0)

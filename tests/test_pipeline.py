@@ -166,6 +166,17 @@ def test_float_guide_equals_uint8_guide(net4):
     np.testing.assert_array_equal(grey, c)
 
 
+def test_read_only_guide_runs_without_a_warning(net4):
+    # np.asarray of a PIL image is read-only; torch warns when such an array is wrapped.
+    low, g = smooth_depth(6, 6), rand_guide(24, 24)
+    ro = g.copy()
+    ro.flags.writeable = False
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        out = pacup.upsample_depth(low, ro, model=net4)
+    np.testing.assert_array_equal(out, pacup.upsample_depth(low, g, model=net4))
+
+
 # ----------------------------------------------------------------------------- invalid
 
 
