@@ -141,3 +141,56 @@ def test_phase_spread_crops_every_array_alike_and_scores_each_phase():
     near = probe.phase_scores("nearest", [s], offsets, 4, "B")
     assert len(base) == len(near) == 3 and all(v > 0 for v in base)
     assert len(set(round(v, 6) for v in near)) > 1
+
+
+def _random_net(factor, seed=0):
+    import torch
+
+    from pacup.models.network import PacJointUpsample
+
+    torch.manual_seed(seed)
+    net = PacJointUpsample(factor, "lite", residual=True)
+    with torch.no_grad():  # a non-zero residual, so that flips and chains change the output
+        for p in net.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return net.eval()
+
+
+def test_ensemble_passes_all_four_flips_is_the_pipelines_ensemble_and_one_is_a_plain_pass():
+    probe = _load("ensemble_passes")
+    from pacup.pipeline import upsample_depth
+
+    rng = np.random.default_rng(0)
+    low = rng.uniform(1, 3, (12, 16)).astype(np.float32)
+    guide = rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)
+    net = _random_net(4)
+    plain = upsample_depth(low, guide, 4, model=net, device="cpu")
+    ens = upsample_depth(low, guide, 4, model=net, device="cpu", ensemble=True)
+    assert np.abs(plain - ens).max() > 1e-4  # the flips do differ
+    one = upsample_depth(low, guide, 4, model=probe.flip_average(net, ("id",)), device="cpu")
+    four = upsample_depth(low, guide, 4, model=probe.flip_average(net, tuple(probe.FLIPS)), device="cpu")
+    np.testing.assert_allclose(one, plain, rtol=0, atol=1e-6)
+    np.testing.assert_allclose(four, ens, rtol=0, atol=1e-5)
+    with pytest.raises(ValueError, match="subset"):
+        probe.flip_average(net, ("up",))
+
+
+def test_cascade_runs_each_step_on_the_guide_at_its_size_and_checks_the_factor():
+    probe = _load("cascade")
+    from PIL import Image
+
+    from pacup.pipeline import upsample_depth
+
+    rng = np.random.default_rng(1)
+    low = rng.uniform(1, 3, (6, 8)).astype(np.float32)
+    guide = rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)
+    a, b = _random_net(2, 0), _random_net(4, 1)
+    run = probe.chain_method([a, b], [2, 4])
+    out = run(low, np.ones_like(low, bool), guide, 8, None, False)
+    mid_guide = np.asarray(Image.fromarray(guide).resize((16, 12), Image.BOX))
+    mid = upsample_depth(low, mid_guide, 2, model=a, device="cpu")
+    want = upsample_depth(mid, guide, 4, model=b, device="cpu")
+    assert out.shape == (48, 64)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-6)
+    with pytest.raises(ValueError, match="x8"):
+        run(low, np.ones_like(low, bool), guide[:24, :32], 4, None, False)
