@@ -84,37 +84,37 @@ class ModelEntry:
         return _find_weight_file(self) is not None
 
 
-def _config(factor: int) -> dict:
-    # What `pacup train` builds by default: the Lite widths, a residual over bicubic.
-    return PacJointUpsample(factor, "lite", residual=True).config
+def _config(factor: int, variant: str = "lite") -> dict:
+    # What `pacup train --variant V` builds: that variant's widths, a residual over bicubic.
+    return PacJointUpsample(factor, variant, residual=True).config
 
 
 # Released weights, trained by `pacup train` and measured by `pacup eval` (weights/README.md
-# gives the data, schedule, compute and every score): name -> (sha256 of the file, scores).
-# Written by `python -m pacup.train.release --write-weights`.
-_RELEASED: dict[str, tuple[str, dict]] = {
-    "depth-x16": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}),
-    "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}),
-    "depth-x8": ("6525ac698b360604100700a4043d54ea3d170236027d7c89ccce00de04a91571", {"motorcycle_rmse_255": 8.8546, "vs_bicubic": 0.761}),
-    "flow-x16": ("66ab670ca6a57f39b3edeacf312057889d17d30e7d14009ee74fc6ae31529795", {"flyingchairs9_epe": 1.3849, "vs_bicubic": 0.828}),
-    "flow-x4": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}),
-    "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}),
+# gives the data, schedule, compute and every score): name -> (sha256 of the file, scores,
+# network variant). Written by `python -m pacup.train.release --write-weights`.
+_RELEASED: dict[str, tuple[str, dict, str]] = {
+    "depth-x16": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}, "lite"),
+    "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}, "lite"),
+    "depth-x8": ("6525ac698b360604100700a4043d54ea3d170236027d7c89ccce00de04a91571", {"motorcycle_rmse_255": 8.8546, "vs_bicubic": 0.761}, "lite"),
+    "flow-x16": ("66ab670ca6a57f39b3edeacf312057889d17d30e7d14009ee74fc6ae31529795", {"flyingchairs9_epe": 1.3849, "vs_bicubic": 0.828}, "lite"),
+    "flow-x4": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}, "lite"),
+    "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}, "lite"),
 }
 
 
 def _entry(task: str, factor: int) -> ModelEntry:
     name = f"{task}-x{factor}"
     what = "depth maps" if task == "depth" else "optical flow (u and v as separate maps)"
-    arch = f"PacJointUpsample Lite (residual over bicubic) for x{factor} upsampling of {what}"
-    if name in _RELEASED:
-        sha, scores = _RELEASED[name]
+    sha, scores, variant = _RELEASED.get(name, (None, {}, "lite"))
+    arch = f"PacJointUpsample {variant.capitalize()} (residual over bicubic) for x{factor} upsampling of {what}"
+    if sha is not None:
         data = "synthetic RGB-D rooms" if task == "depth" else "synthetic FlyingChairs-style layers"
         dev = "Middlebury motorcycle, protocol B" if task == "depth" else "FlyingChairs (9 pairs)"
-        return ModelEntry(name=name, task=task, factor=factor, config=_config(factor), file=f"{name}.safetensors",
-                          sha256=sha, scores=dict(scores),
-                          description=f"{arch}; trained on {data} only; scores on {dev}.")
-    return ModelEntry(name=name, task=task, factor=factor, config=_config(factor), file=f"{name}.safetensors",
-                      sha256=None, scores={}, description=f"{arch}. Not trained yet: no weight file is shipped.")
+        description = f"{arch}; trained on {data} only; scores on {dev}."
+    else:
+        description = f"{arch}. Not trained yet: no weight file is shipped."
+    return ModelEntry(name=name, task=task, factor=factor, config=_config(factor, variant), file=f"{name}.safetensors",
+                      sha256=sha, scores=dict(scores), description=description)
 
 
 _REGISTRY: dict[str, ModelEntry] = {

@@ -27,7 +27,7 @@ from .folders import load_dataset
 BASELINES = ("bicubic", "guided", "jbu")
 ABLATION_RUNS = (("k1", "K = 1 ablation"), ("concat", "concat-CNN ablation"))
 PROTOCOL = {"depth": "B", "flow": "flow"}
-RELEASED_LABEL = "PacJointUpsample Lite (released)"
+RELEASED_LABEL = "PacJointUpsample (released)"
 
 
 def train_seconds(log: list[dict]) -> float:
@@ -108,7 +108,7 @@ def markdown(rows: list[dict]) -> str:
 
 def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
     """Copy each PAC run's model to ``weights/<task>-x<f>.safetensors``; returns
-    ``{name: {"sha256", "scores"}}`` for the registry."""
+    ``{name: {"sha256", "scores", "description", "variant"}}`` for the registry."""
     from ..models import save_model
     from .ablations import load_any_model
 
@@ -120,7 +120,8 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         run = runs / f"{name}-pac"
         model = load_any_model(run / "model.safetensors")
         facts = r["run"]
-        desc = (f"PacJointUpsample Lite x{r['factor']} ({r['task']}), residual over bicubic; trained by "
+        variant = model.config["variant"]
+        desc = (f"PacJointUpsample {variant.capitalize()} x{r['factor']} ({r['task']}), residual over bicubic; trained by "
                 f"`pacup train` for {facts['steps']} steps (batch {facts['batch']}, {facts['crop']}-px crops"
                 + (f", moving average of the weights with decay {facts['ema']}" if facts.get("ema") else "")
                 + f") on synthetic {'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
@@ -129,7 +130,7 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         sha = save_model(model, weights / f"{name}.safetensors",
                          {"task": r["task"], "description": desc, "scores": scores,
                           "training": json.loads((run / "config.json").read_text())})
-        out[name] = {"sha256": sha, "scores": scores, "description": desc}
+        out[name] = {"sha256": sha, "scores": scores, "description": desc, "variant": variant}
     return out
 
 

@@ -47,7 +47,7 @@ def test_release_scores_a_run_with_its_ablation_and_ships_the_average(tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()
     released = write_weights(runs, rows, weights)
-    assert list(released) == ["depth-x4"]
+    assert list(released) == ["depth-x4"] and released["depth-x4"]["variant"] == "lite"
     shipped = weights / "depth-x4.safetensors"
     avg = load_file(str(runs / "depth-x4-pac" / "model.safetensors"))
     got = load_file(str(shipped))
@@ -55,5 +55,6 @@ def test_release_scores_a_run_with_its_ablation_and_ships_the_average(tmp_path):
     with safe_open(str(shipped), "pt") as f:
         meta = f.metadata()
     assert "moving average of the weights with decay 0.9" in meta["description"]
+    assert meta["description"].startswith("PacJointUpsample Lite x4 (depth)")
     assert json.loads(meta["scores"])["vs_bicubic"] == round(pac["vs_bicubic"], 3)
     assert json.loads(meta["training"])["ema"] == 0.9
