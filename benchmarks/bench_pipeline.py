@@ -1,13 +1,15 @@
 """End-to-end pipeline speed and peak memory, one process per case. Prints; asserts nothing.
 
-Each case runs ``pacup.upsample_depth`` (or ``upsample_flow``) with random weights
-(``allow_random=True``) on a random guide and a smooth random low-res input with a few
+Each case runs ``pacup.upsample_depth`` (or ``upsample_flow``) with the registry's model for
+its factor (random weights, ``allow_random=True``, where none is shipped), or with each
+``--model`` in turn, side by side with the first one's time as the ratio's base, on a random guide and a smooth random low-res input with a few
 holes, in its own process: peak memory is that process's peak resident set (VmHWM),
 reset with ``/proc/self/clear_refs`` after the inputs are made and one warm-up call on a
 tiny image, so it counts the pipeline's own work plus the already-imported libraries.
 
     python benchmarks/bench_pipeline.py [--reps 1] [--device cpu] [--threads N] [--tile T]
                                         [--cases 640x480,3840x2160,flow-1024x440]
+                                        [--model depth-x8-lite --model depth-x8]
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ def _status_kib(field):
     return 0
 
 
-def run_case(name, reps, device, tile, threads):
+def run_case(name, reps, device, tile, threads, model=None):
     import warnings
 
     import numpy as np
@@ -60,7 +62,7 @@ def run_case(name, reps, device, tile, threads):
         low = np.stack([smooth, -smooth], axis=2).astype(np.float32)
         low[h // 3 : h // 3 + 5, w // 3 : w // 3 + 5] = np.nan
         fn = pacup.upsample_flow
-    kwargs = dict(device=device, allow_random=True, tile=tile)
+    kwargs = dict(device=device, allow_random=True, tile=tile, model=model)
     # Warm-up on a tiny input: imports, model build, oneDNN primitives.
     fn(low[:8, :8], guide[: 8 * f, : 8 * f], **kwargs)
     dev = _resolve_device(device)
@@ -77,7 +79,7 @@ def run_case(name, reps, device, tile, threads):
         times.append(time.perf_counter() - t0)
     peak = _status_kib("VmHWM")
     return dict(
-        case=name, task=cfg["task"], guide=f"{W}x{H}", low=f"{w}x{h}", factor=f,
+        case=name, model=model or "default", task=cfg["task"], guide=f"{W}x{H}", low=f"{w}x{h}", factor=f,
         tile=tile if tile is not None else auto, seconds=min(times), peak_mib=peak / 1024,
         base_mib=rss_before / 1024, out_shape=list(out.shape), threads=torch.get_num_threads(),
     )
@@ -90,28 +92,36 @@ def main():
     ap.add_argument("--tile", type=int, default=None, help="low-res tile size (default: automatic)")
     ap.add_argument("--threads", type=int, default=0, help="torch intra-op threads (default: torch's choice)")
     ap.add_argument("--cases", default="640x480,3840x2160", help=f"comma-separated, from {sorted(CASES)}")
+    ap.add_argument("--model", action="append", default=None,
+                    help="registry name or .safetensors (repeatable; default: the registry's model per case)")
     ap.add_argument("--case", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.case:
-        print(json.dumps(run_case(args.case, args.reps, args.device, args.tile, args.threads)))
+        model = args.model[0] if args.model else None
+        print(json.dumps(run_case(args.case, args.reps, args.device, args.tile, args.threads, model)))
         return
     rows = []
     for name in args.cases.split(","):
-        cmd = [sys.executable, __file__, "--case", name, "--reps", str(args.reps), "--device", args.device,
-               "--threads", str(args.threads)]
-        if args.tile is not None:
-            cmd += ["--tile", str(args.tile)]
-        res = subprocess.run(cmd, capture_output=True, text=True)
-        if res.returncode != 0:
-            print(f"{name}: failed\n{res.stderr}", file=sys.stderr)
-            continue
-        rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
-    print(f"pacup pipeline, random weights, device={args.device}, best of {args.reps}")
-    print(f"{'case':<15} {'task':<6} {'guide':<10} {'low':<9} {'x':>3} {'tile':>5} {'seconds':>8} "
-          f"{'peak MiB':>9} {'(base MiB)':>10}")
+        for model in args.model or [None]:
+            cmd = [sys.executable, __file__, "--case", name, "--reps", str(args.reps), "--device", args.device,
+                   "--threads", str(args.threads)]
+            if args.tile is not None:
+                cmd += ["--tile", str(args.tile)]
+            if model is not None:
+                cmd += ["--model", model]
+            res = subprocess.run(cmd, capture_output=True, text=True)
+            if res.returncode != 0:
+                print(f"{name} {model or ''}: failed\n{res.stderr}", file=sys.stderr)
+                continue
+            rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
+    print(f"pacup pipeline, device={args.device}, best of {args.reps}")
+    print(f"{'case':<15} {'model':<16} {'task':<6} {'guide':<10} {'low':<9} {'x':>3} {'tile':>5} {'seconds':>8} "
+          f"{'vs first':>9} {'peak MiB':>9} {'(base MiB)':>10}")
     for r in rows:
-        print(f"{r['case']:<15} {r['task']:<6} {r['guide']:<10} {r['low']:<9} {r['factor']:>3} {r['tile']:>5} "
-              f"{r['seconds']:>8.2f} {r['peak_mib']:>9.0f} {r['base_mib']:>10.0f}")
+        first = next(x for x in rows if x["case"] == r["case"])
+        print(f"{r['case']:<15} {r['model'][-16:]:<16} {r['task']:<6} {r['guide']:<10} {r['low']:<9} {r['factor']:>3} "
+              f"{r['tile']:>5} {r['seconds']:>8.2f} {r['seconds'] / first['seconds']:>8.2f}x {r['peak_mib']:>9.0f} "
+              f"{r['base_mib']:>10.0f}")
     if rows:
         print(f"torch threads: {rows[0]['threads']}; peak = process VmHWM after a reset, base = RSS before the run")
 
