@@ -9,8 +9,9 @@ Weight files are safetensors (no pickle). Their metadata holds ``pacup_format`` 
 architecture ``config`` as JSON, so that a user's own file loads by path without any
 registry entry; :func:`save_model` writes such a file.
 
-The registry lists ``depth-x2`` .. ``depth-x16`` and ``flow-x2`` .. ``flow-x16``; those in
-``_RELEASED`` ship a weight file (checked against its sha256 on load). Loading one whose file
+The registry lists ``depth-x2`` .. ``depth-x16`` and ``flow-x2`` .. ``flow-x16``, the defaults
+of their task and factor, plus released alternatives named ``<task>-x<factor>-<tag>`` (such as
+a faster Lite network where the default is full width); those in ``_RELEASED`` ship a weight file (checked against its sha256 on load). Loading one whose file
 is absent raises :class:`~pacup.errors.ModelNotAvailableError` unless ``allow_random=True``,
 which builds the architecture with random weights (seeded, so runs repeat) and warns.
 
@@ -28,6 +29,7 @@ import json
 import os
 import tempfile
 import warnings
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -95,15 +97,16 @@ def _config(factor: int, variant: str = "lite") -> dict:
 _RELEASED: dict[str, tuple[str, dict, str]] = {
     "depth-x16": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}, "lite"),
     "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}, "lite"),
-    "depth-x8": ("6525ac698b360604100700a4043d54ea3d170236027d7c89ccce00de04a91571", {"motorcycle_rmse_255": 8.8546, "vs_bicubic": 0.761}, "lite"),
+    "depth-x8": ("cd5471968fb07ec5bd5e0780a82c8df2de30043fd0a44f4c840f3856ca882e8f", {"motorcycle_rmse_255": 8.0858, "vs_bicubic": 0.695}, "full"),
+    "depth-x8-lite": ("6525ac698b360604100700a4043d54ea3d170236027d7c89ccce00de04a91571", {"motorcycle_rmse_255": 8.8546, "vs_bicubic": 0.761}, "lite"),
     "flow-x16": ("66ab670ca6a57f39b3edeacf312057889d17d30e7d14009ee74fc6ae31529795", {"flyingchairs9_epe": 1.3849, "vs_bicubic": 0.828}, "lite"),
     "flow-x4": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}, "lite"),
     "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}, "lite"),
 }
 
 
-def _entry(task: str, factor: int) -> ModelEntry:
-    name = f"{task}-x{factor}"
+def _entry(task: str, factor: int, name: str | None = None) -> ModelEntry:
+    name = name or f"{task}-x{factor}"
     what = "depth maps" if task == "depth" else "optical flow (u and v as separate maps)"
     sha, scores, variant = _RELEASED.get(name, (None, {}, "lite"))
     arch = f"PacJointUpsample {variant.capitalize()} (residual over bicubic) for x{factor} upsampling of {what}"
@@ -117,10 +120,17 @@ def _entry(task: str, factor: int) -> ModelEntry:
                       sha256=sha, scores=dict(scores), description=description)
 
 
-_REGISTRY: dict[str, ModelEntry] = {
-    e.name: e for e in (_entry(t, f) for t in TASKS for f in (2, 4, 8, 16))
-}
-_DEFAULTS: dict[tuple[str, int], str] = {(e.task, e.factor): e.name for e in _REGISTRY.values()}
+def _alternative(name: str) -> ModelEntry:
+    # A released model that is not its factor's default: "<task>-x<factor>-<tag>".
+    task, f, _ = name.split("-", 2)
+    e = _entry(task, int(f.removeprefix("x")), name)
+    note = f" Not the default at x{e.factor} ({task}-x{e.factor} is): give --model {name}."
+    return dataclasses.replace(e, description=e.description + note)
+
+
+_DEFAULTS: dict[tuple[str, int], str] = {(t, f): f"{t}-x{f}" for t in TASKS for f in (2, 4, 8, 16)}
+_REGISTRY: dict[str, ModelEntry] = {n: _entry(t, f) for (t, f), n in _DEFAULTS.items()}
+_REGISTRY.update({n: _alternative(n) for n in _RELEASED if n not in _REGISTRY})
 
 
 def list_models(task: str | None = None) -> list[ModelEntry]:
