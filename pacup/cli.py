@@ -1070,8 +1070,9 @@ TRAIN_EPILOG = (
 def train(
     task: Annotated[Task, typer.Option("--task", help="What the network upsamples.")] = Task.depth,
     factor: Annotated[int, typer.Option("--factor", "-f", help="Upsampling factor: 2, 4, 8 or 16.")] = 8,
-    variant: Annotated[Variant, typer.Option(
-        "--variant", help="lite (C=16, practical on a CPU) or full (C=32, the paper's width; use a GPU).")] = Variant.lite,
+    variant: Annotated[Optional[Variant], typer.Option(
+        "--variant", help="lite (C=16) or full (C=32, the paper's width; about twice the Lite's time per step). "
+        "Default: lite, or the --init-from weights' variant.", show_default=False)] = None,
     data: Annotated[Optional[list[str]], typer.Option(
         "--data", help="'synthetic' or a folder of RGB + ground truth; repeat to mix.",
         show_default="synthetic")] = None,
@@ -1182,7 +1183,8 @@ def train(
         if not resume and (output / "model.safetensors").exists():
             raise CliError(f"{output}: already holds a trained model.safetensors; pick another -o or remove it",
                            EXIT_USAGE)
-        cfg = TrainConfig(task=task.value, factor=factor, variant=variant.value, data=specs, steps=steps, batch=batch,
+        cfg = TrainConfig(task=task.value, factor=factor, variant=variant.value if variant else None, data=specs,
+                          steps=steps, batch=batch,
                           crop=crop, lr=lr, out_dir=str(output), resume=resume, device=dev, seed=seed,
                           log_every=log_every, ckpt_every=ckpt_every, threads=threads,
                           ablation=ablation.value if ablation else None, loss=loss.value, method=degradation,

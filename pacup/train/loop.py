@@ -76,7 +76,7 @@ class TrainConfig:
 
     task: str = "depth"
     factor: int = 8
-    variant: str = "lite"
+    variant: str | None = "lite"  # None: the --init-from weights' variant (lite without them)
     data: list = field(default_factory=lambda: ["synthetic"])
     steps: int = 1000
     batch: int = 8
@@ -390,6 +390,18 @@ def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=
             save_model(model, out / "raw.safetensors", meta)
 
 
+def _source_variant(cfg: TrainConfig) -> str:
+    """The network variant of the ``--init-from`` weights (lite for the ablations' files,
+    whose config may not name one)."""
+    from .ablations import load_any_model
+
+    try:
+        src = load_any_model(cfg.init_from, task=cfg.task, factor=cfg.factor)
+    except Exception as exc:  # the loaders' own errors name the file and the problem
+        raise ValueError(f"--init-from {cfg.init_from}: {exc}") from exc
+    return getattr(src, "config", {}).get("variant", "lite")
+
+
 def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
     """Start ``model`` from the weights of ``cfg.init_from`` (a registry name or a
     ``.safetensors`` file), which must be the same architecture, task and factor."""
@@ -480,7 +492,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     """Train a network; see the module docstring for every rule.
 
     Args (``TrainConfig`` fields, or keyword arguments):
-        task: ``'depth'`` or ``'flow'``. factor: 2, 4, 8 or 16. variant: ``'lite'``/``'full'``.
+        task: ``'depth'`` or ``'flow'``. factor: 2, 4, 8 or 16. variant: ``'lite'``/``'full'``
+            (None: that of the ``init_from`` weights, else lite).
         data: list of sources: ``'synthetic'`` and/or folders (:func:`~pacup.train.folders.load_dataset`).
         steps, batch, crop (full-res px), lr: the schedule. lr_schedule: ``'cosine'``/``'constant'``.
         warmup: steps of linear learning-rate warmup before the schedule.
@@ -534,6 +547,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
     if cfg.init_from and (cfg.init != "default" or cfg.zero_init_head):
         raise ValueError("--init-from replaces the initial weights: it cannot be combined with --init or "
                          "--zero-init-head")
+    if cfg.variant is None:
+        cfg.variant = _source_variant(cfg) if cfg.init_from else "lite"
     if not 0.0 <= cfg.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (0: off), got {cfg.ema!r}")
     for name, task, off in (("occlusion", "depth", 0), ("disparity", "depth", 0), ("clutter", "depth", 0),
@@ -694,7 +709,8 @@ def main(argv=None) -> int:
     d = TrainConfig()
     p.add_argument("--task", default=d.task, choices=["depth", "flow"])
     p.add_argument("--factor", type=int, default=d.factor)
-    p.add_argument("--variant", default=d.variant, choices=["lite", "full"])
+    p.add_argument("--variant", default=None, choices=["lite", "full"],
+                   help="default: lite, or the --init-from weights' variant")
     p.add_argument("--data", action="append", default=None, help="'synthetic' or a folder (repeatable)")
     for name in ("steps", "batch", "crop", "seed", "log_every", "ckpt_every", "synthetic_pool", "workers",
                  "val_every", "val_size", "warmup"):

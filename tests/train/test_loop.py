@@ -144,6 +144,21 @@ def test_init_from_starts_at_the_given_weights_and_refuses_another_architecture(
         train(TrainConfig(**TINY, steps=1, init="he", init_from=first["model"], out_dir=str(tmp_path / "f")))
 
 
+def test_init_from_without_a_variant_takes_the_weights_variant(tmp_path):
+    full = train(TrainConfig(**{**TINY, "variant": "full"}, steps=1, out_dir=str(tmp_path / "full")))
+    fine = train(TrainConfig(**{**TINY, "variant": None}, steps=1, init_from=full["model"], out_dir=str(tmp_path / "a")))
+    assert fine["parameters"] == full["parameters"]
+    assert json.loads((tmp_path / "a" / "config.json").read_text())["variant"] == "full"
+    # Without --init-from the default stays lite; a variant given explicitly must match.
+    lite = train(TrainConfig(**{**TINY, "variant": None}, steps=0, out_dir=str(tmp_path / "b")))
+    assert lite["parameters"] < full["parameters"]
+    with pytest.raises(ValueError, match="same --ablation, --variant"):
+        train(TrainConfig(**TINY, steps=1, init_from=full["model"], out_dir=str(tmp_path / "c")))
+    with pytest.raises(ValueError, match="init-from .*nowhere.safetensors"):
+        train(TrainConfig(**{**TINY, "variant": None}, init_from=str(tmp_path / "nowhere.safetensors"),
+                          out_dir=str(tmp_path / "d")))
+
+
 def test_release_counts_training_time_across_resumes(tmp_path):
     from pacup.train.release import train_seconds
 
