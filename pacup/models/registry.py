@@ -11,9 +11,10 @@ registry entry; :func:`save_model` writes such a file.
 
 The registry lists ``depth-x2`` .. ``depth-x16`` and ``flow-x2`` .. ``flow-x16``, the defaults
 of their task and factor, plus released alternatives named ``<task>-x<factor>-<tag>`` (such as
-a faster Lite network where the default is full width); those in ``_RELEASED`` ship a weight file (checked against its sha256 on load). Loading one whose file
-is absent raises :class:`~pacup.errors.ModelNotAvailableError` unless ``allow_random=True``,
-which builds the architecture with random weights (seeded, so runs repeat) and warns.
+a faster Lite network where the default is full width); those in ``_RELEASED`` ship a weight
+file (checked against its sha256 on load). Loading one whose file is absent raises
+:class:`~pacup.errors.ModelNotAvailableError` unless ``allow_random=True``, which builds the
+architecture with random weights (seeded, so runs repeat) and warns.
 
 Where weight files are looked for (:func:`weights_dirs`): the folder(s) of the
 ``pacup._weights`` package (the ``weights/`` folder as shipped inside the wheel, found by
@@ -23,13 +24,13 @@ package.
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import importlib.util
 import json
 import os
 import tempfile
 import warnings
-import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 

@@ -390,6 +390,20 @@ def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=
             save_model(model, out / "raw.safetensors", meta)
 
 
+def _resolve_variant(cfg: TrainConfig) -> str:
+    """The variant when none is given: a resumed run's own (its ``--init-from`` source may
+    be gone by then), else that of the ``--init-from`` weights, else lite."""
+    saved = Path(cfg.out_dir) / "config.json" if cfg.out_dir else None
+    if cfg.resume and saved is not None and saved.is_file():
+        try:
+            variant = json.loads(saved.read_text()).get("variant")
+        except (OSError, ValueError):
+            variant = None  # _check_resume_config reports the unreadable file
+        if variant:
+            return variant
+    return _source_variant(cfg) if cfg.init_from else "lite"
+
+
 def _source_variant(cfg: TrainConfig) -> str:
     """The network variant of the ``--init-from`` weights (lite for the ablations' files,
     whose config may not name one)."""
@@ -548,7 +562,7 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         raise ValueError("--init-from replaces the initial weights: it cannot be combined with --init or "
                          "--zero-init-head")
     if cfg.variant is None:
-        cfg.variant = _source_variant(cfg) if cfg.init_from else "lite"
+        cfg.variant = _resolve_variant(cfg)
     if not 0.0 <= cfg.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (0: off), got {cfg.ema!r}")
     for name, task, off in (("occlusion", "depth", 0), ("disparity", "depth", 0), ("clutter", "depth", 0),

@@ -149,6 +149,14 @@ def test_init_from_without_a_variant_takes_the_weights_variant(tmp_path):
     fine = train(TrainConfig(**{**TINY, "variant": None}, steps=1, init_from=full["model"], out_dir=str(tmp_path / "a")))
     assert fine["parameters"] == full["parameters"]
     assert json.loads((tmp_path / "a" / "config.json").read_text())["variant"] == "full"
+    # A resumed fine-tune takes the variant from its own run, even with the source gone.
+    train(TrainConfig(**{**TINY, "variant": None}, steps=2, init_from=full["model"], max_minutes=0,
+                      out_dir=str(tmp_path / "r")))
+    (tmp_path / "full" / "model.safetensors").rename(tmp_path / "full" / "moved.safetensors")
+    resumed = train(TrainConfig(**{**TINY, "variant": None}, steps=2, init_from=full["model"], resume=True,
+                                out_dir=str(tmp_path / "r")))
+    assert resumed["step"] == 2 and resumed["parameters"] == full["parameters"]
+    (tmp_path / "full" / "moved.safetensors").rename(tmp_path / "full" / "model.safetensors")
     # Without --init-from the default stays lite; a variant given explicitly must match.
     lite = train(TrainConfig(**{**TINY, "variant": None}, steps=0, out_dir=str(tmp_path / "b")))
     assert lite["parameters"] < full["parameters"]
