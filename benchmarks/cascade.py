@@ -56,13 +56,13 @@ def main():
 
     import torch
 
-    from pacup.train.evaluate import _evaluate_fn, evaluate, load_network, primary_metric
+    from pacup.train.evaluate import default_protocol, evaluate, load_network, primary_metric
     from pacup.train.folders import load_dataset
 
     torch.set_num_threads(args.threads)
     samples = load_dataset(args.data)
     task = samples[0].kind
-    protocol = args.protocol or ("flow" if task == "flow" else "B")
+    protocol = args.protocol or default_protocol(task)
     base = evaluate("bicubic", samples, protocol, args.factor)
     key = primary_metric(base)
     b = base["metrics"][key]
@@ -72,7 +72,7 @@ def main():
         names = spec.split(",")
         nets = [load_network(n, task)[0] for n in names]
         factors = [int(n.factor) for n in nets]
-        r = _evaluate_fn(chain_method(nets, factors), samples, protocol, args.factor, spec)
+        r = evaluate(chain_method(nets, factors), samples, protocol, args.factor, name=spec)
         v = r["metrics"][key]
         print(f"{spec:<40}{v:10.4f}{v / b:8.3f}", flush=True)
 

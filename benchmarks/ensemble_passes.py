@@ -54,13 +54,13 @@ def main():
 
     import torch
 
-    from pacup.train.evaluate import evaluate, load_network, primary_metric
+    from pacup.train.evaluate import default_protocol, evaluate, load_network, primary_metric
     from pacup.train.folders import load_dataset
 
     torch.set_num_threads(args.threads)
     samples = load_dataset(args.data)
     task = samples[0].kind
-    protocol = args.protocol or ("flow" if task == "flow" else "B")
+    protocol = args.protocol or default_protocol(task)
     net, name = load_network(args.model, task, args.factor)
     base = evaluate("bicubic", samples, protocol, args.factor)
     key = primary_metric(base)

@@ -62,12 +62,13 @@ def main():
     import numpy as np
     import torch
 
+    from pacup.train.evaluate import default_protocol
     from pacup.train.folders import load_dataset
 
     torch.set_num_threads(args.threads)
     samples = load_dataset(args.data)
     task = samples[0].kind
-    protocol = args.protocol or ("flow" if task == "flow" else "B")
+    protocol = args.protocol or default_protocol(task)
     offsets = phase_offsets(args.phases, args.factor)
     print(f"{args.data}: {len(samples)} image(s), x{args.factor}, protocol {protocol}; ratio to bicubic at each "
           f"phase (dy, dx in px)")

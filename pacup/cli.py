@@ -1270,7 +1270,7 @@ def eval_(
 
         from .errors import PacupError
         from .models import default_model, get_entry
-        from .train.evaluate import compare
+        from .train.evaluate import compare, default_protocol
         from .train.folders import load_dataset
 
         _check_factor(factor)
@@ -1290,7 +1290,7 @@ def eval_(
         methods = list(method or ["bicubic", "jbu", "guided"])
         if not method and get_entry(default_model(kind, factor)).available:
             methods.append(default_model(kind, factor))
-        prot = protocol.value if protocol else ("flow" if kind == "flow" else "B")
+        prot = protocol.value if protocol else default_protocol(kind)
         try:
             results = compare(methods, samples, prot, factor, border, dev, None,
                               console=Console(width=max(160, _stdout().width)), ensemble=ensemble)

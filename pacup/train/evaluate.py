@@ -69,7 +69,7 @@ from .folders import Sample, load_dataset
 
 __all__ = [
     "PROTOCOLS", "EDGE_RELATIVE_JUMP", "EDGE_RADIUS", "DEPTH_BORDER", "compare", "depth_edge_mask",
-    "depth_metrics", "evaluate", "flow_metrics", "protocol_method", "resolve_method", "results_table",
+    "default_protocol", "depth_metrics", "evaluate", "flow_metrics", "protocol_method", "resolve_method", "results_table",
 ]
 
 PROTOCOLS = {"A": "point", "B": "bicubic", "flow": "bilinear_aa"}
@@ -79,6 +79,12 @@ DEPTH_BORDER = 6
 FLOW_BORDER = 0
 
 Method = Callable[[np.ndarray, np.ndarray, np.ndarray, int, str, bool], np.ndarray]
+
+
+def default_protocol(task: str) -> str:
+    """The protocol a dev set of ``task`` is scored with unless one is given: ``'B'`` for
+    depth (Pillow bicubic), ``'flow'`` for flow (antialiased bilinear)."""
+    return "flow" if task == "flow" else "B"
 
 
 def protocol_method(protocol: str) -> str:
@@ -247,6 +253,8 @@ def resolve_method(method, task: str = "depth", factor: int | None = None, devic
     ``ensemble``: networks run with the pipeline's flip ensemble (name gets ``+ensemble``)."""
     if isinstance(method, str) and method in B.BASELINES:
         return method, _baseline(method)
+    if callable(method) and not isinstance(method, nn.Module):
+        return getattr(method, "__name__", "method"), method
     model, name = load_network(method, task, factor)
     return (f"{name}+ensemble" if ensemble else name), _network(model, device, ensemble)
 
@@ -266,7 +274,8 @@ def evaluate(method, dataset: Iterable[Sample], protocol: str = "B", factor: int
 
     Args:
         method: ``'bicubic'``, ``'jbu'``, ``'guided'``, ``'nearest'``, an ``nn.Module``, a
-            registry name or a ``.safetensors`` path.
+            registry name, a ``.safetensors`` path, or a callable ``(low, low_valid, guide,
+            factor, align, flow) -> prediction`` (:data:`Method`).
         dataset: samples (:mod:`pacup.train.folders`); all of one kind.
         protocol: ``'A'``, ``'B'``, ``'flow'`` or a degradation method name.
         factor: upsampling factor.
@@ -461,7 +470,7 @@ def main(argv=None) -> int:
     if a.data is None:
         p.error("--data is required")
     ds = load_dataset(a.data, a.task, a.depth_scale, n=a.n, size=a.size)
-    protocol = a.protocol or ("flow" if ds[0].kind == "flow" else "B")
+    protocol = a.protocol or default_protocol(ds[0].kind)
     from rich.console import Console
 
     compare(a.method or ["bicubic", "jbu", "guided"], ds, protocol, a.factor, a.border, a.device, a.json,

@@ -404,27 +404,26 @@ def _resolve_variant(cfg: TrainConfig) -> str:
     return _source_variant(cfg) if cfg.init_from else "lite"
 
 
+def _init_source(cfg: TrainConfig) -> nn.Module:
+    """The ``--init-from`` network (a registry name or a ``.safetensors`` file)."""
+    from .ablations import load_any_model
+
+    try:
+        return load_any_model(cfg.init_from, task=cfg.task, factor=cfg.factor)
+    except Exception as exc:  # the loaders' own errors name the file and the problem
+        raise ValueError(f"--init-from {cfg.init_from}: {exc}") from exc
+
+
 def _source_variant(cfg: TrainConfig) -> str:
     """The network variant of the ``--init-from`` weights (lite for the ablations' files,
     whose config may not name one)."""
-    from .ablations import load_any_model
-
-    try:
-        src = load_any_model(cfg.init_from, task=cfg.task, factor=cfg.factor)
-    except Exception as exc:  # the loaders' own errors name the file and the problem
-        raise ValueError(f"--init-from {cfg.init_from}: {exc}") from exc
-    return getattr(src, "config", {}).get("variant", "lite")
+    return getattr(_init_source(cfg), "config", {}).get("variant", "lite")
 
 
 def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
-    """Start ``model`` from the weights of ``cfg.init_from`` (a registry name or a
-    ``.safetensors`` file), which must be the same architecture, task and factor."""
-    from .ablations import load_any_model
-
-    try:
-        src = load_any_model(cfg.init_from, task=cfg.task, factor=cfg.factor)
-    except Exception as exc:  # the loaders' own errors name the file and the problem
-        raise ValueError(f"--init-from {cfg.init_from}: {exc}") from exc
+    """Start ``model`` from the weights of ``cfg.init_from``, which must be the same
+    architecture, task and factor."""
+    src = _init_source(cfg)
     mine, theirs = getattr(model, "config", {}), getattr(src, "config", {})
     if type(src) is not type(model) or mine != theirs:
         raise ValueError(f"--init-from {cfg.init_from}: it is a {type(src).__name__} {theirs}, but this run trains a "

@@ -21,12 +21,11 @@ import json
 import sys
 from pathlib import Path
 
-from .evaluate import evaluate, primary_metric
+from .evaluate import default_protocol, evaluate, primary_metric
 from .folders import load_dataset
 
 BASELINES = ("bicubic", "guided", "jbu")
 ABLATION_RUNS = (("k1", "K = 1 ablation"), ("concat", "concat-CNN ablation"))
-PROTOCOL = {"depth": "B", "flow": "flow"}
 RELEASED_LABEL = "PacJointUpsample (released)"
 
 
@@ -74,7 +73,7 @@ def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16)) -> list[dict]:
                     methods.append((label, str(run / "model.safetensors"), run, False))
             base = None
             for label, method, run, ensemble in methods:
-                r = evaluate(method, samples, PROTOCOL[task], f, name=label, ensemble=ensemble)
+                r = evaluate(method, samples, default_protocol(task), f, name=label, ensemble=ensemble)
                 key = primary_metric(r)
                 value = r["metrics"][key]
                 base = value if label == "bicubic" else base

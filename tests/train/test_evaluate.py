@@ -79,6 +79,19 @@ def test_flow_metrics():
 # --------------------------------------------------------------------------- evaluate
 
 
+def test_default_protocol_and_a_callable_method():
+    assert E.default_protocol("depth") == "B" and E.default_protocol("flow") == "flow"
+    s = _step_sample()
+
+    def exact(low, low_valid, guide, factor, align, flow):  # a method that returns the ground truth
+        return s.gt.copy()
+
+    r = E.evaluate(exact, [s], "B", 4)
+    assert r["method"] == "exact" and r["metrics"]["rmse"] == 0.0
+    assert E.evaluate(exact, [s], "B", 4, name="oracle")["method"] == "oracle"
+    assert E.evaluate("bicubic", [s], "B", 4)["metrics"]["rmse"] > 0
+
+
 def test_protocols():
     assert E.protocol_method("A") == "point" and E.protocol_method("B") == "bicubic"
     assert E.protocol_method("flow") == "bilinear_aa" and E.protocol_method("area") == "area"
