@@ -29,7 +29,6 @@ import hashlib
 import importlib.util
 import json
 import os
-import tempfile
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -348,18 +347,16 @@ def _load_file(path: Path) -> tuple[nn.Module, ModelEntry]:
     return model, entry
 
 
-def _canonical_header(path) -> None:
-    """Rewrite a safetensors header with its keys sorted, in place. safetensors writes its
-    JSON header from a hash map, so the same tensors and metadata came out in a different
-    key order (and so a different sha256) from one save to the next."""
-    with open(path, "r+b") as fh:
-        n = int.from_bytes(fh.read(8), "little")
-        header = json.loads(fh.read(n))
-        canon = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
-        if len(canon) > n:  # cannot happen for a reordering; keep the file as written
-            return
-        fh.seek(8)
-        fh.write(canon + b" " * (n - len(canon)))  # the format pads headers with spaces
+def _canonical_header(data: bytes) -> bytes:
+    """The same safetensors file with its header's keys sorted. safetensors writes its JSON
+    header from a hash map, so the same tensors and metadata came out in a different key
+    order (and so a different sha256) from one save to the next."""
+    n = int.from_bytes(data[:8], "little")
+    header = json.loads(data[8:8 + n])
+    canon = json.dumps(header, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    if len(canon) > n:  # cannot happen for a reordering; keep the file as written
+        return data
+    return data[:8] + canon + b" " * (n - len(canon)) + data[8 + n:]  # the format pads headers with spaces
 
 
 def save_model(model: nn.Module, path: str | os.PathLike, extra_metadata: dict | None = None) -> str:
@@ -381,8 +378,6 @@ def save_model(model: nn.Module, path: str | os.PathLike, extra_metadata: dict |
         InputError: the model has no ``config`` or the metadata overrides a reserved key.
         ModelFileError: the file cannot be written.
     """
-    from safetensors.torch import save_file
-
     config = getattr(model, "config", None)
     if not isinstance(config, dict):
         raise InputError(f"{type(model).__name__} has no config dict: only pacup models can be saved")
@@ -399,16 +394,17 @@ def save_model(model: nn.Module, path: str | os.PathLike, extra_metadata: dict |
     path = Path(path)
     if not path.parent.is_dir():
         raise ModelFileError(f"{path}: folder {path.parent} does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    from safetensors.torch import save
+
+    from ..io._files import atomic_write
+    from ..io.errors import WriteError
+
+    data = _canonical_header(save(tensors, metadata=metadata))
     try:
-        save_file(tensors, tmp, metadata=metadata)
-        _canonical_header(tmp)
-        os.replace(tmp, path)
-    except OSError as exc:
-        raise ModelFileError(f"{path}: cannot write model file ({exc})") from None
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+        # A temporary file renamed over ``path``, created like a plain open() (umask), not
+        # mkstemp's owner-only 0600: a model written for a team must be readable by it.
+        atomic_write(path, lambda fh: fh.write(data))
+    except WriteError as exc:
+        raise ModelFileError(f"{path}: cannot write model file ({exc.problem})") from None
     return file_sha256(path)
 

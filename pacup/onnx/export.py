@@ -450,7 +450,13 @@ def export_model(
     import onnx
 
     onnx.checker.check_model(proto)
-    onnx.save(proto, str(path))
+    from ..io._files import atomic_write
+    from ..io.errors import WriteError
+
+    try:  # never a half-written .onnx at ``path`` (a full disk, Ctrl-C)
+        atomic_write(path, lambda fh: fh.write(proto.SerializeToString()))
+    except WriteError as exc:
+        raise OnnxExportError(str(exc)) from None
     report = ExportReport(
         path=str(path), mode=mode, opset=opset, fp16=fp16, input_names=input_names, output_names=["output"],
         custom_nodes=n_custom if mode == "custom" else 0, functions=n_functions if mode == "custom" else 0,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import warnings
 
 import pytest
@@ -152,6 +153,19 @@ def test_save_model_is_byte_deterministic(tmp_path):
     assert all(torch.equal(got[k], v.float()) for k, v in net.state_dict().items())
     _, entry = load_model(tmp_path / "m0.safetensors")
     assert entry.description == meta["description"] and entry.scores == {"a": 2, "b": 1}
+
+
+@pytest.mark.skipif(os.name != "posix", reason="POSIX permission bits")
+def test_saved_model_permissions_follow_umask(tmp_path):
+    # Written through a temporary file renamed into place, like every other pacup output:
+    # readable by the team (0644 under umask 022), not mkstemp's owner-only 0600.
+    old = os.umask(0o022)
+    try:
+        save_model(PacJointUpsample(2), tmp_path / "m.safetensors")
+    finally:
+        os.umask(old)
+    assert [p.name for p in tmp_path.iterdir()] == ["m.safetensors"]
+    assert (tmp_path / "m.safetensors").stat().st_mode & 0o777 == 0o644
 
 
 def test_save_model_rejects_bad_input(tmp_path):

@@ -1,6 +1,8 @@
 """export_model and OnnxBackend on real modules: a PacJointUpsample and a hand-built stack
 of every PAC layer kind, in both export modes, at sizes other than the export sample."""
 
+from pathlib import Path
+
 import numpy as np
 import onnx
 import pytest
@@ -67,6 +69,8 @@ def test_custom_export_of_the_joint_network(joint):
     assert _functions_cover_nodes(model) and len(model.functions) == 1
     meta = {p.key: p.value for p in model.metadata_props}
     assert meta["pacup.factor"] == "4" and int(meta["pacup.receptive_radius"]) == net.receptive_radius
+    # Written through a temporary file renamed into place: nothing else is left beside it.
+    assert sorted(p.name for p in Path(report.path).parent.iterdir()) == ["joint_custom.onnx", "joint_portable.onnx"]
 
 
 def test_portable_export_uses_standard_operators_only(joint):
