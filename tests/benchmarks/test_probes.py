@@ -194,3 +194,27 @@ def test_cascade_runs_each_step_on_the_guide_at_its_size_and_checks_the_factor()
     np.testing.assert_allclose(out, want, rtol=0, atol=1e-6)
     with pytest.raises(ValueError, match="x8"):
         run(low, np.ones_like(low, bool), guide[:24, :32], 4, None, False)
+
+
+def test_kernel_usage_measures_k_between_pixels_two_apart():
+    import torch
+
+    from pacup.models import PacJointUpsample
+
+    probe = _load("kernel_usage")
+    f = torch.zeros(1, 2, 6, 8)
+    f[:, 0, :, 4:] = 2.0  # a vertical edge of height 2 in one channel, nothing else
+    k = probe.pair_kernels(f)
+    # horizontal pairs: 6 rows x 6 pairs, of which 2 per row straddle the edge (K = e^-2);
+    # vertical pairs: 4 x 8, none straddles it (K = 1)
+    assert k.numel() == 36 + 32
+    assert torch.isclose(k, torch.tensor(float(np.exp(-2.0)))).sum() == 12 and (k == 1).sum() == 56
+    # A flat guide gives K = 1 at every stage of a network, whatever its weights.
+    torch.manual_seed(0)
+    net = PacJointUpsample(8, "lite").eval()
+    flat = np.full((32, 40, 3), 128, np.uint8)
+    stages = probe.stage_kernels(net, [flat, flat])
+    assert len(stages) == 3 and all(torch.allclose(s, torch.ones(())) for s in stages)
+    # A textured guide does not.
+    rng = np.random.default_rng(0)
+    assert probe.stage_kernels(net, [rng.integers(0, 256, (32, 40, 3), dtype=np.uint8)])[-1].min() < 1
