@@ -100,7 +100,8 @@ _RELEASED: dict[str, tuple[str, dict, str]] = {
     "depth-x8": ("cd5471968fb07ec5bd5e0780a82c8df2de30043fd0a44f4c840f3856ca882e8f", {"motorcycle_rmse_255": 8.0858, "vs_bicubic": 0.695}, "full"),
     "depth-x8-lite": ("6525ac698b360604100700a4043d54ea3d170236027d7c89ccce00de04a91571", {"motorcycle_rmse_255": 8.8546, "vs_bicubic": 0.761}, "lite"),
     "flow-x16": ("66ab670ca6a57f39b3edeacf312057889d17d30e7d14009ee74fc6ae31529795", {"flyingchairs9_epe": 1.3849, "vs_bicubic": 0.828}, "lite"),
-    "flow-x4": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}, "lite"),
+    "flow-x4": ("f44cfe039b65342e74c905f425ff5d8d8e80a437a60b2e2a07072c641d25c968", {"flyingchairs9_epe": 0.2454, "vs_bicubic": 0.406}, "full"),
+    "flow-x4-lite": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}, "lite"),
     "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}, "lite"),
 }
 

@@ -46,19 +46,22 @@ def test_registry_lists_every_name():
     assert {e.task for e in list_models("flow")} == {"flow"}
 
 
-def test_released_alternatives_are_listed_but_never_the_default():
-    # depth-x8 is the full-width network; the Lite one it replaced ships as depth-x8-lite.
-    alt = get_entry("depth-x8-lite")
-    assert (alt.task, alt.factor, alt.config["variant"]) == ("depth", 8, "lite")
-    assert get_entry("depth-x8").config["variant"] == "full"
-    assert default_model("depth", 8) == "depth-x8"
-    assert "give --model depth-x8-lite" in alt.description
-    assert alt.sha256 != get_entry("depth-x8").sha256
-    for name, (_, _, variant) in R._RELEASED.items():
-        assert get_entry(name).config["variant"] == variant
-        assert build_model(get_entry(name).config).config["channels"] == (32 if variant == "full" else 16)
-    names = [e.name for e in list_models("depth")]
-    assert names.index("depth-x8-lite") == names.index("depth-x8") + 1
+@pytest.mark.parametrize("task,factor", [("depth", 8), ("flow", 4)])
+def test_released_alternatives_are_listed_but_never_the_default(task, factor):
+    # depth-x8 and flow-x4 are full-width networks; the Lite ones they replaced ship as
+    # depth-x8-lite and flow-x4-lite.
+    name = f"{task}-x{factor}"
+    alt = get_entry(f"{name}-lite")
+    assert (alt.task, alt.factor, alt.config["variant"]) == (task, factor, "lite")
+    assert get_entry(name).config["variant"] == "full"
+    assert default_model(task, factor) == name
+    assert f"give --model {name}-lite" in alt.description
+    assert alt.sha256 != get_entry(name).sha256
+    for n, (_, _, variant) in R._RELEASED.items():
+        assert get_entry(n).config["variant"] == variant
+        assert build_model(get_entry(n).config).config["channels"] == (32 if variant == "full" else 16)
+    names = [e.name for e in list_models(task)]
+    assert names.index(f"{name}-lite") == names.index(name) + 1
 
 
 def test_unknown_names_and_tasks():
