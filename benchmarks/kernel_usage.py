@@ -73,7 +73,7 @@ def main():
     print(f"{args.data}: {len(guides)} guide(s), x{args.factor}; K between pixels {args.step} apart, "
           "per decoder stage (coarsest first): mean / 1st percentile / share < 0.5")
     for name in args.method:
-        model, entry = load_model(name, task=args.task, factor=args.factor)
+        model, _ = load_model(name, task=args.task, factor=args.factor)
         label = name[-44:]
         if isinstance(model, PacJointUpsampleK1):
             print(f"{label:<46}1 by construction (K = 1 ablation)")
