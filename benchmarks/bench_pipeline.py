@@ -2,8 +2,8 @@
 
 Each case runs ``pacup.upsample_depth`` (or ``upsample_flow``) with the registry's model for
 its factor (random weights, ``allow_random=True``, where none is shipped), or with each
-``--model`` in turn, side by side with the first one's time as the ratio's base, on a random guide and a smooth random low-res input with a few
-holes, in its own process: peak memory is that process's peak resident set (VmHWM),
+``--model`` in turn (times as ratios to the first one's), on a random guide and a smooth
+random low-res input with a few holes, in its own process: peak memory is that process's peak resident set (VmHWM),
 reset with ``/proc/self/clear_refs`` after the inputs are made and one warm-up call on a
 tiny image, so it counts the pipeline's own work plus the already-imported libraries.
 
@@ -116,11 +116,11 @@ def main():
                 continue
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
     print(f"pacup pipeline, device={args.device}, best of {args.reps}")
-    print(f"{'case':<15} {'model':<16} {'task':<6} {'guide':<10} {'low':<9} {'x':>3} {'tile':>5} {'seconds':>8} "
+    print(f"{'case':<17} {'model':<16} {'task':<6} {'guide':<10} {'low':<9} {'x':>3} {'tile':>5} {'seconds':>8} "
           f"{'vs first':>9} {'peak MiB':>9} {'(base MiB)':>10}")
     for r in rows:
         first = next(x for x in rows if x["case"] == r["case"])
-        print(f"{r['case']:<15} {r['model'][-16:]:<16} {r['task']:<6} {r['guide']:<10} {r['low']:<9} {r['factor']:>3} "
+        print(f"{r['case']:<17} {r['model'][-16:]:<16} {r['task']:<6} {r['guide']:<10} {r['low']:<9} {r['factor']:>3} "
               f"{r['tile']:>5} {r['seconds']:>8.2f} {r['seconds'] / first['seconds']:>8.2f}x {r['peak_mib']:>9.0f} "
               f"{r['base_mib']:>10.0f}")
     if rows:

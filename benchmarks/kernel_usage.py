@@ -62,9 +62,10 @@ def main():
 
     import torch
 
-    from pacup.models import PacJointUpsample, load_model
+    from pacup.models import PacJointUpsample
     from pacup.train.ablations import PacJointUpsampleK1
     from pacup.train.degrade import crop_to_multiple
+    from pacup.train.evaluate import load_network
     from pacup.train.folders import load_dataset
 
     torch.set_num_threads(args.threads)
@@ -73,8 +74,8 @@ def main():
     print(f"{args.data}: {len(guides)} guide(s), x{args.factor}; K between pixels {args.step} apart, "
           "per decoder stage (coarsest first): mean / 1st percentile / share < 0.5")
     for name in args.method:
-        model, _ = load_model(name, task=args.task, factor=args.factor)
-        label = name[-44:]
+        model, label = load_network(name, args.task, args.factor)  # ablation files too
+        label = label[-44:]
         if isinstance(model, PacJointUpsampleK1):
             print(f"{label:<46}1 by construction (K = 1 ablation)")
             continue
