@@ -1138,6 +1138,10 @@ def train(
     zero_init_head: Annotated[bool, typer.Option(
         "--zero-init-head", help="Start the last convolution at zero (a residual network then starts exactly "
         "at bicubic).")] = False,
+    negative_slope: Annotated[float, typer.Option(
+        "--negative-slope", min=0.0, max=0.99, help="Slope below zero of every hidden activation: 0 is ReLU (the "
+        "paper; the released models), e.g. 0.1 a leaky ReLU, which keeps a residual network from dying onto "
+        "bicubic (its ablations get the same).")] = 0.0,
     init: Annotated[InitKind, typer.Option(
         "--init", help="Weight init: PyTorch's default (the released models), or he (He-normal with the true "
         "fan-in of the stride-2 layers, which keeps the signal's scale through deep decoders).")] = InitKind.default,
@@ -1197,8 +1201,8 @@ def train(
                           texture_gain=texture_gain, ema=ema, warmup=warmup,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
-                          synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, init=init.value,
-                          init_from=init_from)
+                          synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, negative_slope=negative_slope,
+                          init=init.value, init_from=init_from)
         try:
             summary = run_training(cfg)
         except KeyboardInterrupt:

@@ -30,6 +30,13 @@ Departures from the published structure, both optional:
   0.993, 0.975, 0.924. 4 is a start that keeps K near 1 inside regions; it is learned.
 - ``residual=True``: the network predicts a residual added to bicubic upsampling of the
   input instead of the signal itself (off until a training run shows it helps).
+- ``negative_slope`` (default 0, ReLU as published): every hidden activation becomes a
+  leaky ReLU with that slope. With ReLU a residual network can fall into a state it never
+  leaves: the target branch's second layer dies (no unit above zero for any input), the
+  output no longer depends on the low-resolution signal, and the best it can then do is
+  bicubic. Seen at flow x16 (three seeds) and at flow x4 full width (seed 1: one of its 32
+  units ever positive on random inputs against seven in seed 0's healthy run). A leaky unit
+  still passes a gradient when it is below zero, so such a state is not absorbing.
 
 Inputs and outputs live in the per-image normalised space the pipeline prepares
 (:mod:`pacup.pipeline`): the low-resolution signal min-max scaled to [0, 1] and the guide as
@@ -64,6 +71,13 @@ def _conv(cin, cout, k):
     return nn.Conv2d(cin, cout, k, padding=k // 2)
 
 
+def _act(negative_slope: float, inplace: bool = False) -> nn.Module:
+    """ReLU (slope 0, so that the published structure exports as plain ``Relu``) or leaky ReLU."""
+    if negative_slope == 0:
+        return nn.ReLU(inplace=inplace)
+    return nn.LeakyReLU(negative_slope, inplace=inplace)
+
+
 class PacJointUpsample(nn.Module):
     """RGB-guided joint upsampling network with transposed pixel-adaptive convolutions.
 
@@ -76,6 +90,8 @@ class PacJointUpsample(nn.Module):
         channels: override C (target branch, decoder, first output conv).
         guide_channels: override G (guidance channels per decoder stage).
         kernel_size: odd spatial size of every convolution (5 in the paper).
+        negative_slope: slope of every hidden activation below zero, in [0, 1): 0 is ReLU
+            (the paper); see the module doc for why a run may want a leaky one.
 
     Shapes:
         ``forward(low (B, Cs, h, w), guide (B, 3, factor*h, factor*w)) -> (B, Cs, factor*h,
@@ -97,7 +113,7 @@ class PacJointUpsample(nn.Module):
 
     def __init__(self, factor: int, variant: str = "full", residual: bool = False,
                  guide_scale: float | None = DEFAULT_GUIDE_SCALE, channels: int | None = None,
-                 guide_channels: int | None = None, kernel_size: int = 5):
+                 guide_channels: int | None = None, kernel_size: int = 5, negative_slope: float = 0.0):
         super().__init__()
         if isinstance(factor, bool) or not isinstance(factor, int) or factor not in SUPPORTED_FACTORS:
             raise InputError(f"PacJointUpsample factor must be one of {SUPPORTED_FACTORS}, got {factor!r}")
@@ -112,7 +128,12 @@ class PacJointUpsample(nn.Module):
             raise InputError(f"channels and guide_channels must be positive, got {c} and {g}")
         if guide_scale is not None and not float(guide_scale) > 0:
             raise InputError(f"guide_scale must be positive or None, got {guide_scale!r}")
+        if isinstance(negative_slope, bool) or not isinstance(negative_slope, (int, float)) \
+                or not 0 <= negative_slope < 1:
+            raise InputError(f"negative_slope must be a number in [0, 1), got {negative_slope!r}")
         k = kernel_size
+        s = float(negative_slope)
+        self.negative_slope = s
         self.factor = factor
         self.n_stages = int(math.log2(factor))
         self.guide_channels = g
@@ -120,18 +141,18 @@ class PacJointUpsample(nn.Module):
         self.config = {
             "arch": "PacJointUpsample", "factor": factor, "variant": variant, "residual": self.residual,
             "guide_scale": None if guide_scale is None else float(guide_scale),
-            "channels": c, "guide_channels": g, "kernel_size": k,
+            "channels": c, "guide_channels": g, "kernel_size": k, "negative_slope": s,
         }
 
-        self.target = nn.Sequential(_conv(1, c, k), nn.ReLU(), _conv(c, c, k), nn.ReLU(), _conv(c, c, k))
-        self.guidance = nn.Sequential(_conv(3, c, k), nn.ReLU(), _conv(c, c, k), nn.ReLU(),
+        self.target = nn.Sequential(_conv(1, c, k), _act(s), _conv(c, c, k), _act(s), _conv(c, c, k))
+        self.guidance = nn.Sequential(_conv(3, c, k), _act(s), _conv(c, c, k), _act(s),
                                       _conv(c, g * self.n_stages, k))
         self.decoder = nn.ModuleList(
             PacConvTranspose2d(c, c, k, stride=2, padding=k // 2, output_padding=1) for _ in range(self.n_stages)
         )
         # In-place ReLUs after convolutions: their backward never needs the overwritten
         # output, and inference at full resolution saves one C-channel map each.
-        self.head = nn.Sequential(_conv(c, c, k), nn.ReLU(inplace=True), _conv(c, 1, k))
+        self.head = nn.Sequential(_conv(c, c, k), _act(s, inplace=True), _conv(c, 1, k))
         if guide_scale is None:
             self.guide_scale = None
         else:
@@ -200,16 +221,23 @@ class PacJointUpsample(nn.Module):
             feats = [t.repeat_interleave(cs, dim=0) for t in feats]
         y = self.target(x)
         for up, t in zip(self.decoder, feats):
-            y = F.relu(up(y, t), inplace=True)
+            y = self.activate(up(y, t))
         y = self.head(y.contiguous(memory_format=torch.channels_last))
         if self.residual:
             y = y + F.interpolate(x, size=(h * f, w * f), mode="bicubic", align_corners=False)
         return y.reshape(b, cs, h * f, w * f)
 
+    def activate(self, y: torch.Tensor) -> torch.Tensor:
+        """The hidden activation after a decoder stage, in place (ReLU or leaky ReLU)."""
+        if self.negative_slope == 0:
+            return F.relu(y, inplace=True)
+        return F.leaky_relu(y, self.negative_slope, inplace=True)
+
     def extra_repr(self) -> str:
         cfg = self.config
         return (f"factor={self.factor}, variant={cfg['variant']!r}, channels={cfg['channels']}, "
-                f"guide_channels={cfg['guide_channels']}, residual={self.residual}, guide_scale={cfg['guide_scale']}")
+                f"guide_channels={cfg['guide_channels']}, residual={self.residual}, guide_scale={cfg['guide_scale']}"
+                + (f", negative_slope={self.negative_slope}" if self.negative_slope else ""))
 
 
 _ARCHS = {"PacJointUpsample": PacJointUpsample}

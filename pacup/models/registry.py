@@ -291,7 +291,9 @@ def _load_entry(entry: ModelEntry, allow_random: bool) -> nn.Module:
             "the file is corrupt or not the released one"
         )
     model, meta_config, _ = _read_weights(path)
-    if _comparable(meta_config) != _comparable(entry.config):
+    # The rebuilt model's config: options a file written before they existed fill in with
+    # their defaults (a file without ``negative_slope`` is the ReLU network it always was).
+    if _comparable(model.config) != _comparable(entry.config):
         raise ModelFileError(f"{path}: its config {meta_config} differs from the registry entry's {entry.config}")
     return model
 
@@ -342,7 +344,7 @@ def _load_file(path: Path) -> tuple[nn.Module, ModelEntry]:
     task = metadata.get("task")
     entry = ModelEntry(
         name=path.name.removesuffix(".safetensors"), task=task if task in TASKS else None,
-        factor=int(config.get("factor")), config=config, file=str(path), sha256=file_sha256(path),
+        factor=int(config.get("factor")), config=dict(model.config), file=str(path), sha256=file_sha256(path),
         scores=meta_json("scores", {}), description=metadata.get("description", ""),
     )
     return model, entry

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import PacJointUpsample, count_parameters, load_model
+from ..models.network import _act
 
 __all__ = ["ABLATIONS", "ConcatJointUpsample", "PacJointUpsampleK1", "build_ablation", "build_network",
            "load_any_model"]
@@ -42,8 +43,9 @@ class PacJointUpsampleK1(PacJointUpsample):
     """
 
     def __init__(self, factor: int, variant: str = "full", residual: bool = False, guide_scale=None,
-                 channels: int | None = None, guide_channels: int | None = None, kernel_size: int = 5):
-        super().__init__(factor, variant, residual, None, channels, guide_channels, kernel_size)
+                 channels: int | None = None, guide_channels: int | None = None, kernel_size: int = 5,
+                 negative_slope: float = 0.0):
+        super().__init__(factor, variant, residual, None, channels, guide_channels, kernel_size, negative_slope)
         c, k = self.config["channels"], kernel_size
         self.decoder = nn.ModuleList(
             nn.ConvTranspose2d(c, c, k, stride=2, padding=k // 2, output_padding=1) for _ in range(self.n_stages)
@@ -59,7 +61,7 @@ class PacJointUpsampleK1(PacJointUpsample):
         x = low.reshape(b * cs, 1, h, w)
         y = self.target(x)
         for up in self.decoder:
-            y = F.relu(up(y))
+            y = self.activate(up(y))
         y = self.head(y)
         if self.residual:
             y = y + F.interpolate(x, size=(h * f, w * f), mode="bicubic", align_corners=False)
@@ -80,28 +82,34 @@ class ConcatJointUpsample(nn.Module):
         layers: number of fused kxk convolutions before the final one (>= 1).
         residual: add the bicubic upsampling to the output.
         kernel_size: odd size of every convolution.
+        negative_slope: slope of the hidden activations below zero (0: ReLU), as the PAC
+            network it is compared with.
 
     Shapes: as :class:`~pacup.models.PacJointUpsample`; every signal channel runs as its own
     1-channel map sharing the RGB features.
     """
 
     def __init__(self, factor: int, channels: int = 24, guide_channels: int = 16, layers: int = 2,
-                 residual: bool = True, kernel_size: int = 5, variant: str | None = None):
+                 residual: bool = True, kernel_size: int = 5, variant: str | None = None,
+                 negative_slope: float = 0.0):
         super().__init__()
         if int(factor) != factor or factor < 1:
             raise ValueError(f"factor must be a positive integer, got {factor!r}")
         if layers < 1 or kernel_size % 2 == 0:
             raise ValueError("layers must be >= 1 and kernel_size odd")
-        k, c, g = kernel_size, int(channels), int(guide_channels)
+        if not 0 <= negative_slope < 1:
+            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope!r}")
+        k, c, g, s = kernel_size, int(channels), int(guide_channels), float(negative_slope)
         self.factor = int(factor)
         self.residual = bool(residual)
         self.config = {"arch": "ConcatJointUpsample", "factor": self.factor, "channels": c, "guide_channels": g,
-                       "layers": int(layers), "residual": self.residual, "kernel_size": k, "variant": variant}
-        self.rgb = nn.Sequential(_conv(3, g, k), nn.ReLU(), _conv(g, g, k), nn.ReLU())
-        self.signal = nn.Sequential(_conv(1, g, k), nn.ReLU(), _conv(g, g, k), nn.ReLU())
-        fused = [_conv(2 * g, c, k), nn.ReLU()]
+                       "layers": int(layers), "residual": self.residual, "kernel_size": k, "variant": variant,
+                       "negative_slope": s}
+        self.rgb = nn.Sequential(_conv(3, g, k), _act(s), _conv(g, g, k), _act(s))
+        self.signal = nn.Sequential(_conv(1, g, k), _act(s), _conv(g, g, k), _act(s))
+        fused = [_conv(2 * g, c, k), _act(s)]
         for _ in range(layers - 1):
-            fused += [_conv(c, c, k), nn.ReLU()]
+            fused += [_conv(c, c, k), _act(s)]
         fused.append(_conv(c, 1, k))
         self.fused = nn.Sequential(*fused)
         # Dependency radius in low-res pixels, for the pipeline's tiles: bicubic (2 px) plus

@@ -111,6 +111,7 @@ class TrainConfig:
     ema: float = 0.0
     init_from: str | None = None
     zero_init_head: bool = False
+    negative_slope: float = 0.0
     init: str = "default"
     synthetic_pool: int = 1000
     cache: bool = True
@@ -299,9 +300,11 @@ def build_train_model(cfg: TrainConfig) -> nn.Module:
     from .ablations import build_ablation
 
     if cfg.ablation:
-        model = build_ablation(cfg.ablation, cfg.factor, cfg.variant, residual=cfg.residual)
+        model = build_ablation(cfg.ablation, cfg.factor, cfg.variant, residual=cfg.residual,
+                               negative_slope=cfg.negative_slope)
     else:
-        model = PacJointUpsample(cfg.factor, cfg.variant, residual=bool(cfg.residual), guide_scale=cfg.guide_scale)
+        model = PacJointUpsample(cfg.factor, cfg.variant, residual=bool(cfg.residual), guide_scale=cfg.guide_scale,
+                                 negative_slope=cfg.negative_slope)
     if cfg.init == "he":
         _he_init(model)
     elif cfg.init != "default":
@@ -539,6 +542,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             synthetic_pool, cache, workers: data.
         max_minutes: stop (and save) after this wall time (of this session). grad_clip: max gradient norm.
         zero_init_head: start the network's last convolution at zero (residual: at bicubic).
+        negative_slope: slope below zero of every hidden activation (0: ReLU, the released
+            models; e.g. 0.1 keeps a residual network from dying onto bicubic, see
+            :mod:`pacup.models.network`). Ablations get the same.
         init_from: start from these weights (registry name or ``.safetensors``; the same
             architecture, task and factor) instead of a random init: fine-tuning.
         ema: decay of an exponential moving average of the weights (0: off; e.g. 0.998, a
@@ -749,6 +755,8 @@ def main(argv=None) -> int:
     p.add_argument("--no-cache", action="store_true")
     p.add_argument("--no-amp", action="store_true")
     p.add_argument("--zero-init-head", action="store_true")
+    p.add_argument("--negative-slope", type=float, default=d.negative_slope,
+                   help="leaky ReLU slope of every hidden activation (0: ReLU)")
     p.add_argument("--init", default=d.init, choices=["default", "he"])
     p.add_argument("--init-from", default=None, help="start from these weights (name or .safetensors)")
     a = p.parse_args(argv)
@@ -765,7 +773,7 @@ def main(argv=None) -> int:
                       cache=not a.no_cache, workers=a.workers, amp=False if a.no_amp else None,
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,
                       max_minutes=a.max_minutes, grad_clip=a.grad_clip, depth_scale=a.depth_scale,
-                      zero_init_head=a.zero_init_head, init=a.init,
+                      zero_init_head=a.zero_init_head, negative_slope=a.negative_slope, init=a.init,
                       init_from=a.init_from)
     s = train(cfg)
     print(json.dumps(s))

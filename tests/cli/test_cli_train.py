@@ -95,6 +95,19 @@ def test_train_ablation(invoke, tmp_path):
     assert type(load_any_model(run / "model.safetensors")).__name__ == "PacJointUpsampleK1"
 
 
+def test_train_with_leaky_activations(invoke, tmp_path):
+    run = tmp_path / "leaky"
+    result = invoke("train", "--task", "flow", *TINY, "--negative-slope", "0.1", "-o", run, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["negative_slope"] == 0.1
+    from pacup.models import load_model
+
+    model, _ = load_model(run / "model.safetensors")
+    assert model.config["negative_slope"] == 0.1  # the file rebuilds the leaky network
+    result = invoke("train", "--task", "flow", *TINY, "--negative-slope", "1", "-o", tmp_path / "bad")
+    assert result.exit_code == 2 and "--negative-slope" in result.stderr
+
+
 def test_train_with_a_moving_average(invoke, tmp_path):
     import torch
 

@@ -58,7 +58,8 @@ def test_config_rebuilds_same_architecture():
     net = PacJointUpsample(8, "lite", residual=True, guide_scale=3.0)
     cfg = net.config
     assert cfg == {"arch": "PacJointUpsample", "factor": 8, "variant": "lite", "residual": True,
-                   "guide_scale": 3.0, "channels": 16, "guide_channels": 16, "kernel_size": 5}
+                   "guide_scale": 3.0, "channels": 16, "guide_channels": 16, "kernel_size": 5,
+                   "negative_slope": 0.0}
     again = build_model(cfg)
     assert again.config == cfg
     again.load_state_dict(net.state_dict())  # same parameter names and shapes
@@ -78,6 +79,9 @@ def test_bad_arguments_rejected():
         PacJointUpsample(4, guide_scale=0.0)
     with pytest.raises(InputError, match="kernel_size"):
         PacJointUpsample(4, kernel_size=4)
+    for bad in (-0.1, 1.0, True, "0.1", None):
+        with pytest.raises(InputError, match="negative_slope"):
+            PacJointUpsample(4, negative_slope=bad)
     with pytest.raises(InputError, match="arch"):
         build_model({"arch": "Nope", "factor": 4})
     with pytest.raises(InputError, match="config"):
@@ -165,3 +169,50 @@ def test_gradients_reach_every_branch():
     for part in (net.target, net.guidance, net.decoder, net.head):
         assert sum(float(p.grad.abs().sum()) for p in part.parameters()) > 0
     assert float(net.guide_scale.grad.abs().sum()) > 0
+
+
+def _manual_forward(net, low, guide, act):
+    """The forward pass written out layer by layer with the activation ``act``."""
+    t = net.target
+    y = t[4](act(t[2](act(t[0](low)))))
+    feats = net.guide_features(guide)
+    for up, f in zip(net.decoder, feats):
+        y = act(up(y, f))
+    y = net.head[2](act(net.head[0](y)))
+    return y + F.interpolate(low, scale_factor=net.factor, mode="bicubic", align_corners=False)
+
+
+@pytest.mark.parametrize("slope", [0.0, 0.1])
+def test_negative_slope_is_every_hidden_activation(slope):
+    torch.manual_seed(2)
+    net = PacJointUpsample(4, "lite", residual=True, negative_slope=slope).eval()
+    assert net.config["negative_slope"] == slope and build_model(net.config).config == net.config
+    kinds = {type(m) for m in net.modules() if isinstance(m, (torch.nn.ReLU, torch.nn.LeakyReLU))}
+    assert kinds == ({torch.nn.ReLU} if slope == 0 else {torch.nn.LeakyReLU})  # 0: the published layers
+    low, guide = torch.rand(2, 1, 6, 5), torch.rand(2, 3, 24, 20)
+    with torch.no_grad():
+        torch.testing.assert_close(net(low, guide), _manual_forward(net, low, guide,
+                                                                    lambda x: F.leaky_relu(x, slope)))
+
+
+def test_leaky_network_leaves_the_dead_state_relu_cannot():
+    """The collapse seen in training: the target branch's second layer below zero for every
+    input. With ReLU the output is then bicubic whatever the input, and no gradient reaches
+    the layers before it, so training cannot leave; with a leaky slope it can."""
+    low, guide = torch.rand(2, 1, 6, 6), torch.rand(2, 3, 24, 24)
+    grads = {}
+    for slope in (0.0, 0.1):
+        torch.manual_seed(4)
+        net = PacJointUpsample(4, "lite", residual=True, negative_slope=slope)
+        with torch.no_grad():
+            net.target[2].bias.fill_(-100.0)
+        out = net(low, guide)
+        (out - torch.rand_like(out)).abs().mean().backward()
+        grads[slope] = float(net.target[0].weight.grad.abs().sum())
+        if slope == 0:
+            x2 = torch.rand_like(low)
+            other = net(x2, guide) - F.interpolate(x2, scale_factor=4, mode="bicubic")
+            # The correction no longer depends on the signal: the same for another input.
+            torch.testing.assert_close(out - F.interpolate(low, scale_factor=4, mode="bicubic"),
+                                       other, rtol=0, atol=1e-5)
+    assert grads[0.0] == 0.0 and grads[0.1] > 0

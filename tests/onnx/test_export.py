@@ -169,3 +169,16 @@ def test_float16_export(tmp_path, lib):
     with torch.no_grad():
         ref = net(low, guide).numpy()
     assert out.dtype == np.float32 and np.abs(out - ref).max() < 3e-2
+
+
+def test_leaky_network_exports_with_standard_leaky_relu(tmp_path, lib):
+    torch.manual_seed(3)
+    net = PacJointUpsample(2, variant="lite", residual=True, negative_slope=0.1).eval()
+    report = export_model(net, tmp_path / "leaky.onnx", mode="custom")
+    assert report.passed and report.max_abs_diff < 1e-4
+    assert report.op_histogram.get("LeakyRelu", 0) >= 5 and "Relu" not in report.op_histogram
+    backend = OnnxBackend(report.path, device="cpu")
+    low, guide = torch.rand(1, 1, 9, 7), torch.rand(1, 3, 18, 14)
+    with torch.no_grad():
+        ref = net(low, guide).numpy()
+    assert np.abs(backend.run(low.numpy(), guide.numpy()) - ref).max() < 1e-4

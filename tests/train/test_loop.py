@@ -258,8 +258,32 @@ def test_k1_is_pac_with_a_constant_guide():
         assert not torch.allclose(k1(low, guide), pac(low, torch.rand_like(guide)), atol=1e-4)
 
 
+def test_ablations_take_the_negative_slope_of_the_network_they_match():
+    from pacup.train.loop import TrainConfig, build_train_model
+
+    for ablation in (None, "k1", "concat"):
+        m = build_train_model(TrainConfig(factor=4, ablation=ablation, negative_slope=0.2))
+        acts = [x for x in m.modules() if isinstance(x, (torch.nn.ReLU, torch.nn.LeakyReLU))]
+        assert m.config["negative_slope"] == 0.2 and acts
+        assert all(isinstance(x, torch.nn.LeakyReLU) and x.negative_slope == 0.2 for x in acts), ablation
+    # K = 1's decoder stages (functional activations) too: a stage whose output is -1
+    # everywhere passes -0.5 on at slope 0.5, and 0 at slope 0.
+    for slope, want in ((0.5, -0.5), (0.0, 0.0)):
+        k1 = build_ablation("k1", 2, "lite", negative_slope=slope)
+        with torch.no_grad():
+            k1.decoder[0].weight.zero_()
+            k1.decoder[0].bias.fill_(-1.0)
+        seen = []
+        k1.head.register_forward_pre_hook(lambda mod, args: seen.append(args[0]))
+        with torch.no_grad():
+            k1(torch.rand(1, 1, 3, 3))
+        assert torch.allclose(seen[0], torch.full_like(seen[0], want))
+    assert build_ablation("concat", 4, "lite").config["negative_slope"] == 0.0
+
+
 def test_ablation_files_round_trip(tmp_path):
-    for m in (build_ablation("k1", 8, "lite"), build_ablation("concat", 8, "lite")):
+    for m in (build_ablation("k1", 8, "lite"), build_ablation("concat", 8, "lite"),
+              build_ablation("concat", 8, "lite", negative_slope=0.1)):
         path = tmp_path / f"{m.config['arch']}.safetensors"
         save_model(m, path, {"task": "depth"})
         back = load_any_model(path, factor=8)
