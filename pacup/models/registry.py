@@ -86,15 +86,25 @@ class ModelEntry:
         return _find_weight_file(self) is not None
 
 
-def _config(factor: int, variant: str = "lite") -> dict:
-    # What `pacup train --variant V` builds: that variant's widths, a residual over bicubic.
-    return PacJointUpsample(factor, variant, residual=True).config
+def _config(factor: int, arch: str | dict = "lite") -> dict:
+    # What `pacup train --variant V [--negative-slope S]` builds: that variant's widths, a
+    # residual over bicubic. ``arch``: the variant, or a dict of PacJointUpsample options.
+    opts = {"variant": arch} if isinstance(arch, str) else dict(arch)
+    return PacJointUpsample(factor, residual=True, **opts).config
+
+
+def _arch_words(config: dict) -> str:
+    words = f"PacJointUpsample {config['variant'].capitalize()}"
+    if config.get("negative_slope"):
+        words += f" with leaky ReLU {config['negative_slope']:g}"
+    return words
 
 
 # Released weights, trained by `pacup train` and measured by `pacup eval` (weights/README.md
 # gives the data, schedule, compute and every score): name -> (sha256 of the file, scores,
-# network variant). Written by `python -m pacup.train.release --write-weights`.
-_RELEASED: dict[str, tuple[str, dict, str]] = {
+# network variant, or a dict of PacJointUpsample options such as {"variant": "full",
+# "negative_slope": 0.1}). Written by `python -m pacup.train.release --write-weights`.
+_RELEASED: dict[str, tuple[str, dict, str | dict]] = {
     "depth-x16": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}, "lite"),
     "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}, "lite"),
     "depth-x8": ("cd5471968fb07ec5bd5e0780a82c8df2de30043fd0a44f4c840f3856ca882e8f", {"motorcycle_rmse_255": 8.0858, "vs_bicubic": 0.695}, "full"),
@@ -110,14 +120,15 @@ def _entry(task: str, factor: int, name: str | None = None) -> ModelEntry:
     name = name or f"{task}-x{factor}"
     what = "depth maps" if task == "depth" else "optical flow (u and v as separate maps)"
     sha, scores, variant = _RELEASED.get(name, (None, {}, "lite"))
-    arch = f"PacJointUpsample {variant.capitalize()} (residual over bicubic) for x{factor} upsampling of {what}"
+    config = _config(factor, variant)
+    arch = f"{_arch_words(config)} (residual over bicubic) for x{factor} upsampling of {what}"
     if sha is not None:
         data = "synthetic RGB-D rooms" if task == "depth" else "synthetic FlyingChairs-style layers"
         dev = "Middlebury motorcycle, protocol B" if task == "depth" else "FlyingChairs (9 pairs)"
         description = f"{arch}; trained on {data} only; scores on {dev}."
     else:
         description = f"{arch}. Not trained yet: no weight file is shipped."
-    return ModelEntry(name=name, task=task, factor=factor, config=_config(factor, variant), file=f"{name}.safetensors",
+    return ModelEntry(name=name, task=task, factor=factor, config=config, file=f"{name}.safetensors",
                       sha256=sha, scores=dict(scores), description=description)
 
 

@@ -107,7 +107,9 @@ def markdown(rows: list[dict]) -> str:
 
 def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
     """Copy each PAC run's model to ``weights/<task>-x<f>.safetensors``; returns
-    ``{name: {"sha256", "scores", "description", "variant"}}`` for the registry."""
+    ``{name: {"sha256", "scores", "description", "variant"}}`` for the registry (``variant``:
+    the variant's name, or a dict of the network's options when it differs from that
+    variant's defaults in more than its width, e.g. a leaky ReLU)."""
     from ..models import save_model
     from .ablations import load_any_model
 
@@ -120,7 +122,10 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         model = load_any_model(run / "model.safetensors")
         facts = r["run"]
         variant = model.config["variant"]
-        desc = (f"PacJointUpsample {variant.capitalize()} x{r['factor']} ({r['task']}), residual over bicubic; trained by "
+        slope = model.config.get("negative_slope", 0.0)
+        leaky = f" with leaky ReLU {slope:g}" if slope else ""
+        desc = (f"PacJointUpsample {variant.capitalize()}{leaky} x{r['factor']} ({r['task']}), residual over bicubic; "
+                f"trained by "
                 f"`pacup train` for {facts['steps']} steps (batch {facts['batch']}, {facts['crop']}-px crops"
                 + (f", moving average of the weights with decay {facts['ema']}" if facts.get("ema") else "")
                 + f") on synthetic {'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
@@ -129,7 +134,8 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         sha = save_model(model, weights / f"{name}.safetensors",
                          {"task": r["task"], "description": desc, "scores": scores,
                           "training": json.loads((run / "config.json").read_text())})
-        out[name] = {"sha256": sha, "scores": scores, "description": desc, "variant": variant}
+        out[name] = {"sha256": sha, "scores": scores, "description": desc,
+                     "variant": {"variant": variant, "negative_slope": slope} if slope else variant}
     return out
 
 

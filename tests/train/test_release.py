@@ -58,3 +58,21 @@ def test_release_scores_a_run_with_its_ablation_and_ships_the_average(tmp_path):
     assert meta["description"].startswith("PacJointUpsample Lite x4 (depth)")
     assert json.loads(meta["scores"])["vs_bicubic"] == round(pac["vs_bicubic"], 3)
     assert json.loads(meta["training"])["ema"] == 0.9
+
+
+def test_release_of_a_leaky_network_names_its_activation_for_the_registry(tmp_path):
+    from pacup.models import registry as R
+
+    runs = tmp_path / "runs"
+    train(TrainConfig(**{**TINY, "val_every": 0}, negative_slope=0.1, out_dir=str(runs / "depth-x4-pac")))
+    rows = evaluate_runs(runs, {"depth": _folder(tmp_path / "data"), "flow": None}, factors=(4,))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    released = write_weights(runs, rows, weights)["depth-x4"]
+    # What goes into the registry's table rebuilds the shipped file's architecture.
+    assert released["variant"] == {"variant": "lite", "negative_slope": 0.1}
+    assert released["description"].startswith("PacJointUpsample Lite with leaky ReLU 0.1 x4 (depth)")
+    with safe_open(str(weights / "depth-x4.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["config"]) == R._config(4, released["variant"])
+    assert R._arch_words(R._config(4, released["variant"])) == "PacJointUpsample Lite with leaky ReLU 0.1"
+    assert R._arch_words(R._config(8, "full")) == "PacJointUpsample Full"
