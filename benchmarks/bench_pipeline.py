@@ -118,11 +118,12 @@ def main():
                 continue
             rows.append(json.loads(res.stdout.strip().splitlines()[-1]))
     print(f"pacup pipeline, device={args.device}, best of {args.reps}")
-    print(f"{'case':<17} {'model':<16} {'task':<6} {'guide':<10} {'low':<9} {'x':>3} {'tile':>5} {'seconds':>8} "
+    mw = max([5] + [len(r["model"]) for r in rows])  # whole model names: paths tell runs apart
+    print(f"{'case':<17} {'model':<{mw}} {'task':<6} {'guide':<10} {'low':<9} {'x':>3} {'tile':>5} {'seconds':>8} "
           f"{'vs first':>9} {'peak MiB':>9} {'(base MiB)':>10}")
     for r in rows:
         first = next(x for x in rows if x["case"] == r["case"])
-        print(f"{r['case']:<17} {r['model'][-16:]:<16} {r['task']:<6} {r['guide']:<10} {r['low']:<9} {r['factor']:>3} "
+        print(f"{r['case']:<17} {r['model']:<{mw}} {r['task']:<6} {r['guide']:<10} {r['low']:<9} {r['factor']:>3} "
               f"{r['tile']:>5} {r['seconds']:>8.2f} {r['seconds'] / first['seconds']:>8.2f}x {r['peak_mib']:>9.0f} "
               f"{r['base_mib']:>10.0f}")
     if rows:

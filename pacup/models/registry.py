@@ -93,7 +93,8 @@ def _config(factor: int, arch: str | dict = "lite") -> dict:
     return PacJointUpsample(factor, residual=True, **opts).config
 
 
-def _arch_words(config: dict) -> str:
+def arch_words(config: dict) -> str:
+    """'PacJointUpsample Full', '... Lite with leaky ReLU 0.1': the network a config builds."""
     words = f"PacJointUpsample {config['variant'].capitalize()}"
     if config.get("negative_slope"):
         words += f" with leaky ReLU {config['negative_slope']:g}"
@@ -121,7 +122,7 @@ def _entry(task: str, factor: int, name: str | None = None) -> ModelEntry:
     what = "depth maps" if task == "depth" else "optical flow (u and v as separate maps)"
     sha, scores, variant = _RELEASED.get(name, (None, {}, "lite"))
     config = _config(factor, variant)
-    arch = f"{_arch_words(config)} (residual over bicubic) for x{factor} upsampling of {what}"
+    arch = f"{arch_words(config)} (residual over bicubic) for x{factor} upsampling of {what}"
     if sha is not None:
         data = "synthetic RGB-D rooms" if task == "depth" else "synthetic FlyingChairs-style layers"
         dev = "Middlebury motorcycle, protocol B" if task == "depth" else "FlyingChairs (9 pairs)"

@@ -27,7 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from ..models import PacJointUpsample, count_parameters, load_model
-from ..models.network import _act
+from ..models.network import _act, check_negative_slope
 
 __all__ = ["ABLATIONS", "ConcatJointUpsample", "PacJointUpsampleK1", "build_ablation", "build_network",
            "load_any_model"]
@@ -97,9 +97,7 @@ class ConcatJointUpsample(nn.Module):
             raise ValueError(f"factor must be a positive integer, got {factor!r}")
         if layers < 1 or kernel_size % 2 == 0:
             raise ValueError("layers must be >= 1 and kernel_size odd")
-        if not 0 <= negative_slope < 1:
-            raise ValueError(f"negative_slope must be in [0, 1), got {negative_slope!r}")
-        k, c, g, s = kernel_size, int(channels), int(guide_channels), float(negative_slope)
+        k, c, g, s = kernel_size, int(channels), int(guide_channels), check_negative_slope(negative_slope)
         self.factor = int(factor)
         self.residual = bool(residual)
         self.config = {"arch": "ConcatJointUpsample", "factor": self.factor, "channels": c, "guide_channels": g,

@@ -111,6 +111,7 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
     the variant's name, or a dict of the network's options when it differs from that
     variant's defaults in more than its width, e.g. a leaky ReLU)."""
     from ..models import save_model
+    from ..models.registry import arch_words
     from .ablations import load_any_model
 
     out = {}
@@ -123,9 +124,7 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         facts = r["run"]
         variant = model.config["variant"]
         slope = model.config.get("negative_slope", 0.0)
-        leaky = f" with leaky ReLU {slope:g}" if slope else ""
-        desc = (f"PacJointUpsample {variant.capitalize()}{leaky} x{r['factor']} ({r['task']}), residual over bicubic; "
-                f"trained by "
+        desc = (f"{arch_words(model.config)} x{r['factor']} ({r['task']}), residual over bicubic; trained by "
                 f"`pacup train` for {facts['steps']} steps (batch {facts['batch']}, {facts['crop']}-px crops"
                 + (f", moving average of the weights with decay {facts['ema']}" if facts.get("ema") else "")
                 + f") on synthetic {'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")

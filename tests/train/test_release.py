@@ -74,5 +74,5 @@ def test_release_of_a_leaky_network_names_its_activation_for_the_registry(tmp_pa
     assert released["description"].startswith("PacJointUpsample Lite with leaky ReLU 0.1 x4 (depth)")
     with safe_open(str(weights / "depth-x4.safetensors"), "pt") as f:
         assert json.loads(f.metadata()["config"]) == R._config(4, released["variant"])
-    assert R._arch_words(R._config(4, released["variant"])) == "PacJointUpsample Lite with leaky ReLU 0.1"
-    assert R._arch_words(R._config(8, "full")) == "PacJointUpsample Full"
+    assert R.arch_words(R._config(4, released["variant"])) == "PacJointUpsample Lite with leaky ReLU 0.1"
+    assert R.arch_words(R._config(8, "full")) == "PacJointUpsample Full"
