@@ -46,10 +46,10 @@ def test_registry_lists_every_name():
     assert {e.task for e in list_models("flow")} == {"flow"}
 
 
-@pytest.mark.parametrize("task,factor", [("depth", 8), ("flow", 4)])
+@pytest.mark.parametrize("task,factor", [("depth", 8), ("flow", 4), ("flow", 16)])
 def test_released_alternatives_are_listed_but_never_the_default(task, factor):
-    # depth-x8 and flow-x4 are full-width networks; the Lite ones they replaced ship as
-    # depth-x8-lite and flow-x4-lite.
+    # depth-x8, flow-x4 and flow-x16 are full-width networks; the Lite ones they replaced
+    # ship as depth-x8-lite, flow-x4-lite and flow-x16-lite.
     name = f"{task}-x{factor}"
     alt = get_entry(f"{name}-lite")
     assert (alt.task, alt.factor, alt.config["variant"]) == (task, factor, "lite")
@@ -57,11 +57,24 @@ def test_released_alternatives_are_listed_but_never_the_default(task, factor):
     assert default_model(task, factor) == name
     assert f"give --model {name}-lite" in alt.description
     assert alt.sha256 != get_entry(name).sha256
-    for n, (_, _, variant) in R._RELEASED.items():
-        assert get_entry(n).config["variant"] == variant
-        assert build_model(get_entry(n).config).config["channels"] == (32 if variant == "full" else 16)
     names = [e.name for e in list_models(task)]
     assert names.index(f"{name}-lite") == names.index(name) + 1
+
+
+def test_released_entries_build_the_architecture_they_name():
+    # _RELEASED's third field is a variant name or a dict of PacJointUpsample options.
+    for n, (_, _, arch) in R._RELEASED.items():
+        opts = {"variant": arch} if isinstance(arch, str) else arch
+        config = get_entry(n).config
+        for key, value in opts.items():
+            assert config[key] == value, (n, key)
+        assert config.get("negative_slope", 0.0) == opts.get("negative_slope", 0.0)
+        built = build_model(config).config
+        assert built["channels"] == (32 if opts["variant"] == "full" else 16)
+        assert built.get("negative_slope", 0.0) == opts.get("negative_slope", 0.0)
+    assert get_entry("flow-x16").config["negative_slope"] == 0.1
+    assert "leaky ReLU 0.1" in get_entry("flow-x16").description
+    assert "leaky" not in get_entry("flow-x16-lite").description
 
 
 def test_unknown_names_and_tasks():
