@@ -196,6 +196,30 @@ def test_cascade_runs_each_step_on_the_guide_at_its_size_and_checks_the_factor()
         run(low, np.ones_like(low, bool), guide[:24, :32], 4, None, False)
 
 
+def test_cascade_takes_one_classical_step_after_a_network():
+    probe = _load("cascade")
+    from PIL import Image
+
+    from pacup.pipeline import upsample_depth
+    from pacup.train.baselines import jbu_upsample
+
+    rng = np.random.default_rng(2)
+    low = rng.uniform(1, 3, (6, 8)).astype(np.float32)
+    guide = rng.integers(0, 256, (48, 64, 3)).astype(np.uint8)
+    net = _random_net(4, 0)
+    out = probe.chain_method([net, "jbu"], [4, 2])(low, np.ones_like(low, bool), guide, 8, None, False)
+    half = np.asarray(Image.fromarray(guide).resize((32, 24), Image.BOX))
+    mid = upsample_depth(low, half, 4, model=net, device="cpu")
+    want = jbu_upsample(mid, guide, 2, np.isfinite(mid))
+    assert out.shape == (48, 64)
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-6)
+    # flow: the classical step scales the vectors into its output pixels, as a network does
+    flow = rng.normal(0, 1, (6, 8, 2)).astype(np.float32)
+    got = probe.chain_method(["bicubic"], [8])(flow, np.ones((6, 8), bool), guide, 8, None, True)
+    from pacup.train.baselines import bicubic_upsample
+    np.testing.assert_allclose(got, bicubic_upsample(flow, 8, np.ones((6, 8), bool)) * 8, rtol=0, atol=1e-5)
+
+
 def test_kernel_usage_measures_k_between_pixels_two_apart():
     import torch
 
