@@ -201,7 +201,7 @@ def test_cascade_takes_one_classical_step_after_a_network():
     from PIL import Image
 
     from pacup.pipeline import upsample_depth
-    from pacup.train.baselines import jbu_upsample
+    from pacup.train.baselines import bicubic_upsample, jbu_upsample
 
     rng = np.random.default_rng(2)
     low = rng.uniform(1, 3, (6, 8)).astype(np.float32)
@@ -216,7 +216,6 @@ def test_cascade_takes_one_classical_step_after_a_network():
     # flow: the classical step scales the vectors into its output pixels, as a network does
     flow = rng.normal(0, 1, (6, 8, 2)).astype(np.float32)
     got = probe.chain_method(["bicubic"], [8])(flow, np.ones((6, 8), bool), guide, 8, None, True)
-    from pacup.train.baselines import bicubic_upsample
     np.testing.assert_allclose(got, bicubic_upsample(flow, 8, np.ones((6, 8), bool)) * 8, rtol=0, atol=1e-5)
 
 
