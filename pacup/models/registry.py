@@ -113,7 +113,8 @@ _RELEASED: dict[str, tuple[str, dict, str | dict]] = {
     "flow-x16": ("d9d10d50aa385a3a2316e77d2ce5d3d2f0f03b60c3f67e94fd8cba315be69b8b", {"flyingchairs9_epe": 1.0753, "vs_bicubic": 0.643},
                  {"variant": "full", "negative_slope": 0.1}),
     "flow-x16-lite": ("66ab670ca6a57f39b3edeacf312057889d17d30e7d14009ee74fc6ae31529795", {"flyingchairs9_epe": 1.3849, "vs_bicubic": 0.828}, "lite"),
-    "flow-x4": ("f44cfe039b65342e74c905f425ff5d8d8e80a437a60b2e2a07072c641d25c968", {"flyingchairs9_epe": 0.2454, "vs_bicubic": 0.406}, "full"),
+    "flow-x4": ("dff0d857af0c24d4979283f4d7739e6c40e748bf667793f33a6a5c5fe05fcc00", {"flyingchairs9_epe": 0.2268, "vs_bicubic": 0.375},
+                {"variant": "full", "negative_slope": 0.1}),
     "flow-x4-lite": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}, "lite"),
     "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}, "lite"),
 }
