@@ -21,12 +21,13 @@ def chain_method(nets, factors, flow: bool = False):
     upsampling by its own factor; the guide of every step but the last is the full guide
     area-averaged (Pillow BOX) to that step's output size. Invalid pixels of a step's
     output (NaN) are invalid inputs of the next. A step may also be the name of a classical
-    method of :data:`pacup.train.baselines.BASELINES` (``'jbu'``)."""
+    method of :data:`pacup.train.baselines.BASELINES` (``'jbu'``), run as ``pacup eval`` runs
+    it (pixel-centre aligned; flow vectors scaled into the step's output pixels)."""
     import numpy as np
     from PIL import Image
 
     from pacup import pipeline
-    from pacup.train.baselines import BASELINES
+    from pacup.train.evaluate import resolve_method
 
     def run(low, low_valid, guide, factor, align, is_flow):
         total = int(np.prod(factors))
@@ -39,8 +40,7 @@ def chain_method(nets, factors, flow: bool = False):
             hw = (low.shape[0] * scale, low.shape[1] * scale)
             g = guide if hw == guide.shape[:2] else np.array(Image.fromarray(guide).resize(hw[::-1], Image.BOX))
             if isinstance(net, str):
-                x = BASELINES[net](x, g, f, valid)
-                x = x * np.float32(f) if x.ndim == 3 else x  # vectors into this step's output pixels
+                x = resolve_method(net)[1](x, valid, g, f, "centre", is_flow)
             else:
                 x = up(x, g, f, model=net, valid=valid, device="cpu")
             valid = np.isfinite(x).all(axis=-1) if x.ndim == 3 else np.isfinite(x)

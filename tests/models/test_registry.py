@@ -72,8 +72,9 @@ def test_released_entries_build_the_architecture_they_name():
         built = build_model(config).config
         assert built["channels"] == (32 if opts["variant"] == "full" else 16)
         assert built.get("negative_slope", 0.0) == opts.get("negative_slope", 0.0)
-    assert get_entry("flow-x16").config["negative_slope"] == 0.1
-    assert "leaky ReLU 0.1" in get_entry("flow-x16").description
+    for leaky in ("flow-x4", "flow-x16"):
+        assert get_entry(leaky).config["negative_slope"] == 0.1
+        assert "leaky ReLU 0.1" in get_entry(leaky).description
     assert "leaky" not in get_entry("flow-x16-lite").description
 
 
