@@ -116,7 +116,9 @@ _RELEASED: dict[str, tuple[str, dict, str | dict]] = {
     "flow-x4": ("dff0d857af0c24d4979283f4d7739e6c40e748bf667793f33a6a5c5fe05fcc00", {"flyingchairs9_epe": 0.2268, "vs_bicubic": 0.375},
                 {"variant": "full", "negative_slope": 0.1}),
     "flow-x4-lite": ("55c0be47471975a1c660ef4eed83d60fc169fd5bade650f4b6c969e4eaaf3b23", {"flyingchairs9_epe": 0.2721, "vs_bicubic": 0.45}, "lite"),
-    "flow-x8": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}, "lite"),
+    "flow-x8": ("41337705d7f08328762fbd93e80bad38fe9cd45330e0662e68af1aa08794a408", {"flyingchairs9_epe": 0.5137, "vs_bicubic": 0.48},
+                {"variant": "full", "negative_slope": 0.1}),
+    "flow-x8-lite": ("a0639b45b80efb59ad810fdf2142969acf75fbe4f0d597bc0356fd876c475cb4", {"flyingchairs9_epe": 0.6766, "vs_bicubic": 0.632}, "lite"),
 }
 
 

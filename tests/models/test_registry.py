@@ -46,10 +46,10 @@ def test_registry_lists_every_name():
     assert {e.task for e in list_models("flow")} == {"flow"}
 
 
-@pytest.mark.parametrize("task,factor", [("depth", 8), ("flow", 4), ("flow", 16)])
+@pytest.mark.parametrize("task,factor", [("depth", 8), ("flow", 4), ("flow", 8), ("flow", 16)])
 def test_released_alternatives_are_listed_but_never_the_default(task, factor):
-    # depth-x8, flow-x4 and flow-x16 are full-width networks; the Lite ones they replaced
-    # ship as depth-x8-lite, flow-x4-lite and flow-x16-lite.
+    # depth-x8, flow-x4, flow-x8 and flow-x16 are full-width networks; the Lite ones they
+    # replaced ship as depth-x8-lite, flow-x4-lite, flow-x8-lite and flow-x16-lite.
     name = f"{task}-x{factor}"
     alt = get_entry(f"{name}-lite")
     assert (alt.task, alt.factor, alt.config["variant"]) == (task, factor, "lite")
@@ -72,7 +72,7 @@ def test_released_entries_build_the_architecture_they_name():
         built = build_model(config).config
         assert built["channels"] == (32 if opts["variant"] == "full" else 16)
         assert built.get("negative_slope", 0.0) == opts.get("negative_slope", 0.0)
-    for leaky in ("flow-x4", "flow-x16"):
+    for leaky in ("flow-x4", "flow-x8", "flow-x16"):
         assert get_entry(leaky).config["negative_slope"] == 0.1
         assert "leaky ReLU 0.1" in get_entry(leaky).description
     assert "leaky" not in get_entry("flow-x16-lite").description
