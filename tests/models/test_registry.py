@@ -75,7 +75,8 @@ def test_released_entries_build_the_architecture_they_name():
     for leaky in ("flow-x4", "flow-x8", "flow-x16"):
         assert get_entry(leaky).config["negative_slope"] == 0.1
         assert "leaky ReLU 0.1" in get_entry(leaky).description
-    assert "leaky" not in get_entry("flow-x16-lite").description
+    for relu in ("flow-x4-lite", "flow-x8-lite", "flow-x16-lite"):
+        assert "leaky" not in get_entry(relu).description and "negative_slope" not in R._RELEASED[relu][2]
 
 
 def test_unknown_names_and_tasks():
