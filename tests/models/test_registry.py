@@ -76,7 +76,7 @@ def test_released_entries_build_the_architecture_they_name():
         assert get_entry(leaky).config["negative_slope"] == 0.1
         assert "leaky ReLU 0.1" in get_entry(leaky).description
     for relu in ("flow-x4-lite", "flow-x8-lite", "flow-x16-lite"):
-        assert "leaky" not in get_entry(relu).description and "negative_slope" not in R._RELEASED[relu][2]
+        assert "leaky" not in get_entry(relu).description and get_entry(relu).config["negative_slope"] == 0.0
 
 
 def test_unknown_names_and_tasks():
