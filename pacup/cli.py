@@ -994,6 +994,11 @@ class Loss(str, Enum):
     mse = "mse"
 
 
+class LrSchedule(str, Enum):
+    cosine = "cosine"
+    constant = "constant"
+
+
 class InitKind(str, Enum):
     default = "default"
     he = "he"
@@ -1079,7 +1084,10 @@ def train(
     steps: Annotated[int, typer.Option("--steps", min=0, help="Training steps (batches).")] = 1500,
     batch: Annotated[int, typer.Option("--batch", min=1, help="Crops per step.")] = 8,
     crop: Annotated[int, typer.Option("--crop", min=8, help="Crop size in full-resolution pixels.")] = 128,
-    lr: Annotated[float, typer.Option("--lr", callback=_positive("--lr"), help="Adam learning rate (cosine decay to 5%).")] = 1e-3,
+    lr: Annotated[float, typer.Option("--lr", callback=_positive("--lr"), help="Adam learning rate (peak).")] = 1e-3,
+    lr_schedule: Annotated[LrSchedule, typer.Option(
+        "--lr-schedule", help="After the warmup: cosine decay to 5% of --lr over the run, or constant (for short "
+        "fine-tunes with --init-from).")] = LrSchedule.cosine,
     warmup: Annotated[int, typer.Option("--warmup", min=0, help="Steps of linear learning-rate warmup.")] = 150,
     output: Annotated[Path, typer.Option("--output", "-o", help="Run folder (log, checkpoints, model).")] = Path("runs/train"),
     resume: Annotated[bool, typer.Option("--resume", help="Continue the run in -o from its last checkpoint.")] = False,
@@ -1198,7 +1206,7 @@ def train(
                           frames=_recipe("frames", frames), two_tone=two_tone,
                           guide_aug=_recipe("guide_aug", guide_aug),
                           guide_blur=guide_blur, guide_contrast=guide_contrast,
-                          texture_gain=texture_gain, ema=ema, warmup=warmup,
+                          texture_gain=texture_gain, ema=ema, warmup=warmup, lr_schedule=lr_schedule.value,
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, negative_slope=negative_slope,

@@ -108,6 +108,24 @@ def test_train_with_leaky_activations(invoke, tmp_path):
     assert result.exit_code == 2 and "--negative-slope" in result.stderr
 
 
+def test_train_fine_tunes_with_a_constant_learning_rate(invoke, tmp_path):
+    # The released depth-x16's last 500 steps: --init-from, --loss mse, --lr-schedule constant.
+    base = tmp_path / "base"
+    assert invoke("train", "--task", "depth", *TINY, "--warmup", "0", "-o", base, "--quiet").exit_code == 0
+    ft = tmp_path / "ft"
+    result = invoke("train", "--task", "depth", *TINY, "--init-from", base / "model.safetensors", "--loss", "mse",
+                    "--lr", "2e-4", "--lr-schedule", "constant", "--warmup", "0", "-o", ft, "--quiet")
+    assert result.exit_code == 0, result.output
+    cfg = json.loads((ft / "config.json").read_text())
+    assert (cfg["lr_schedule"], cfg["loss"], cfg["init_from"]) == ("constant", "mse", str(base / "model.safetensors"))
+    lrs = [json.loads(x)["lr"] for x in (ft / "log.jsonl").read_text().splitlines()]
+    assert lrs == pytest.approx([2e-4] * 4)
+    cosine = [json.loads(x)["lr"] for x in (base / "log.jsonl").read_text().splitlines()]
+    assert cosine == sorted(cosine, reverse=True) and cosine[-1] < 1e-3  # the default decays from --lr
+    result = invoke("train", "--task", "depth", *TINY, "--lr-schedule", "linear", "-o", tmp_path / "bad")
+    assert result.exit_code == 2 and "--lr-schedule" in result.stderr
+
+
 def test_train_with_a_moving_average(invoke, tmp_path):
     import torch
 
