@@ -43,14 +43,49 @@ def train_seconds(log: list[dict]) -> float:
     return total + prev
 
 
+def _source_run(cfg: dict) -> Path | None:
+    """The run folder a fine-tune started from: ``--init-from``'s folder when it holds a
+    run's config and log (None for a registry name or a bare file)."""
+    src = cfg.get("init_from")
+    folder = Path(src).parent if src else None
+    ok = folder is not None and (folder / "config.json").is_file() and (folder / "log.jsonl").is_file()
+    return folder if ok else None
+
+
 def _run_summary(run: Path) -> dict:
+    """A run's facts for the score rows; a fine-tune's also carry, under ``init_from``, those
+    of the run it started from (and so on back), so that its steps and minutes are not read
+    as the whole training."""
     cfg = json.loads((run / "config.json").read_text())
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
     # A run with a moving average ships the average: its validation is the one to report.
     key = "ema_val_rel_rmse" if cfg.get("ema") else "val_rel_rmse"
-    return {"steps": log[-1]["step"] if log else 0, "minutes": round(train_seconds(log) / 60, 1),
-            "batch": cfg["batch"], "crop": cfg["crop"], "lr": cfg["lr"], "loss": cfg["loss"],
-            "ema": cfg.get("ema", 0.0), "val_rel_rmse": next((x[key] for x in reversed(log) if key in x), None)}
+    out = {"steps": log[-1]["step"] if log else 0, "minutes": round(train_seconds(log) / 60, 1),
+           "batch": cfg["batch"], "crop": cfg["crop"], "lr": cfg["lr"], "loss": cfg["loss"],
+           "ema": cfg.get("ema", 0.0), "val_rel_rmse": next((x[key] for x in reversed(log) if key in x), None)}
+    src = _source_run(cfg)
+    if src is not None:
+        out["lr_schedule"] = cfg.get("lr_schedule", "cosine")
+        out["init_from"] = _run_summary(src)
+    return out
+
+
+def _training_words(facts: dict) -> str:
+    """'for 3000 steps (batch 2, 256-px crops), then fine-tuned for 500 steps (batch 2,
+    256-px crops; MSE loss, constant learning rate 0.0002)' from a run summary
+    (:func:`_run_summary`)."""
+    def one(f, more=()):
+        parts = [f"batch {f['batch']}", f"{f['crop']}-px crops"]
+        if f.get("ema"):
+            parts.append(f"moving average of the weights with decay {f['ema']}")
+        return f"{f['steps']} steps ({', '.join(parts)}" + (f"; {', '.join(more)}" if more else "") + ")"
+
+    if "init_from" not in facts:
+        return f"for {one(facts)}"
+    how = [f"{facts['loss'].upper()} loss"]
+    if facts.get("lr_schedule") == "constant":
+        how.append(f"constant learning rate {facts['lr']:g}")
+    return f"{_training_words(facts['init_from'])}, then fine-tuned for {one(facts, how)}"
 
 
 def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16)) -> list[dict]:
@@ -125,14 +160,21 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         variant = model.config["variant"]
         slope = model.config.get("negative_slope", 0.0)
         desc = (f"{arch_words(model.config)} x{r['factor']} ({r['task']}), residual over bicubic; trained by "
-                f"`pacup train` for {facts['steps']} steps (batch {facts['batch']}, {facts['crop']}-px crops"
-                + (f", moving average of the weights with decay {facts['ema']}" if facts.get("ema") else "")
-                + f") on synthetic {'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
+                f"`pacup train` {_training_words(facts)} on synthetic "
+                f"{'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
         scores = {f"{Path(r['data']).name}_{r['metric']}": round(r["value"], 4),
                   "vs_bicubic": round(r["vs_bicubic"], 3)}
-        sha = save_model(model, weights / f"{name}.safetensors",
-                         {"task": r["task"], "description": desc, "scores": scores,
-                          "training": json.loads((run / "config.json").read_text())})
+        meta = {"task": r["task"], "description": desc, "scores": scores}
+        # The run's configuration, and a fine-tune's chain of source runs, first to last.
+        chain, cfg = [], json.loads((run / "config.json").read_text())
+        while cfg is not None:
+            chain.insert(0, cfg)
+            src = _source_run(cfg)
+            cfg = json.loads((src / "config.json").read_text()) if src is not None else None
+        meta["training"] = chain[-1]
+        if len(chain) > 1:
+            meta["training_sources"] = chain[:-1]
+        sha = save_model(model, weights / f"{name}.safetensors", meta)
         out[name] = {"sha256": sha, "scores": scores, "description": desc,
                      "variant": {"variant": variant, "negative_slope": slope} if slope else variant}
     return out

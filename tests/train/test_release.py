@@ -76,3 +76,27 @@ def test_release_of_a_leaky_network_names_its_activation_for_the_registry(tmp_pa
         assert json.loads(f.metadata()["config"]) == R._config(4, released["variant"])
     assert R.arch_words(R._config(4, released["variant"])) == "PacJointUpsample Lite with leaky ReLU 0.1"
     assert R.arch_words(R._config(8, "full")) == "PacJointUpsample Full"
+
+
+def test_release_of_a_fine_tune_describes_its_whole_training(tmp_path):
+    # A model fine-tuned from another run (--init-from RUN/model.safetensors): the shipped
+    # description, the score rows and the file's metadata give both stages, not the last one.
+    runs = tmp_path / "runs"
+    base = tmp_path / "base"
+    train(TrainConfig(**{**TINY, "val_every": 0}, out_dir=str(base)))
+    train(TrainConfig(**{**TINY, "val_every": 0, "steps": 2}, init_from=str(base / "model.safetensors"),
+                      loss="mse", lr=2e-4, lr_schedule="constant", out_dir=str(runs / "depth-x4-pac")))
+    rows = evaluate_runs(runs, {"depth": _folder(tmp_path / "data"), "flow": None}, factors=(4,))
+    facts = next(r for r in rows if r["method"] == RELEASED_LABEL)["run"]
+    assert (facts["steps"], facts["loss"], facts["lr_schedule"]) == (2, "mse", "constant")
+    assert (facts["init_from"]["steps"], facts["init_from"]["loss"]) == (3, "l1")
+    assert "init_from" not in facts["init_from"]
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    desc = write_weights(runs, rows, weights)["depth-x4"]["description"]
+    assert ("trained by `pacup train` for 3 steps (batch 2, 32-px crops), then fine-tuned for 2 steps "
+            "(batch 2, 32-px crops; MSE loss, constant learning rate 0.0002) on synthetic RGB-D rooms only.") in desc
+    with safe_open(str(weights / "depth-x4.safetensors"), "pt") as f:
+        meta = f.metadata()
+    assert json.loads(meta["training"])["init_from"] == str(base / "model.safetensors")
+    assert [c["steps"] for c in json.loads(meta["training_sources"])] == [3]
