@@ -8,8 +8,8 @@ reset with ``/proc/self/clear_refs`` after the inputs are made and one warm-up c
 tiny image, so it counts the pipeline's own work plus the already-imported libraries.
 
     python benchmarks/bench_pipeline.py [--reps 1] [--device cpu] [--threads N] [--tile T]
-                                        [--cases 640x480,3840x2160,flow-1024x440,flow-x4-1024x440,
-                                                 flow-x16-1024x448]
+                                        [--cases 640x480,x16-640x480,3840x2160,flow-1024x440,
+                                                 flow-x4-1024x440,flow-x16-1024x448]
                                         [--model depth-x8-lite --model depth-x8]
 """
 
@@ -24,6 +24,7 @@ import time
 CASES = {
     "640x480": dict(task="depth", width=640, height=480, factor=8),
     "3840x2160": dict(task="depth", width=3840, height=2160, factor=8),
+    "x16-640x480": dict(task="depth", width=640, height=480, factor=16),
     "flow-1024x440": dict(task="flow", width=1024, height=440, factor=8),
     "flow-x4-1024x440": dict(task="flow", width=1024, height=440, factor=4),
     "flow-x16-1024x448": dict(task="flow", width=1024, height=448, factor=16),

@@ -106,7 +106,8 @@ def arch_words(config: dict) -> str:
 # network variant, or a dict of PacJointUpsample options such as {"variant": "full",
 # "negative_slope": 0.1}). Written by `python -m pacup.train.release --write-weights`.
 _RELEASED: dict[str, tuple[str, dict, str | dict]] = {
-    "depth-x16": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}, "lite"),
+    "depth-x16": ("668ecdb05ccdf0d4dd9cf4f9386cf7ea283b5042bff11ec7eec4c48bf86e2190", {"motorcycle_rmse_255": 12.9836, "vs_bicubic": 0.784}, "full"),
+    "depth-x16-lite": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}, "lite"),
     "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}, "lite"),
     "depth-x8": ("cd5471968fb07ec5bd5e0780a82c8df2de30043fd0a44f4c840f3856ca882e8f", {"motorcycle_rmse_255": 8.0858, "vs_bicubic": 0.695}, "full"),
     "depth-x8-lite": ("6525ac698b360604100700a4043d54ea3d170236027d7c89ccce00de04a91571", {"motorcycle_rmse_255": 8.8546, "vs_bicubic": 0.761}, "lite"),

@@ -14,7 +14,7 @@ from pacup.io import read_depth, read_flow, read_guide
 ROOT = Path(__file__).resolve().parents[2]
 SAMPLES = ROOT / "samples"
 # Measured ratio to bicubic RMSE on this sample (weights/README.md), with a margin.
-SAMPLE_X16_BAR = 0.95
+SAMPLE_X16_BAR = 0.88
 
 
 def pacup(*args, cwd):

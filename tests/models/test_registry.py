@@ -46,10 +46,10 @@ def test_registry_lists_every_name():
     assert {e.task for e in list_models("flow")} == {"flow"}
 
 
-@pytest.mark.parametrize("task,factor", [("depth", 8), ("flow", 4), ("flow", 8), ("flow", 16)])
+@pytest.mark.parametrize("task,factor", [("depth", 8), ("depth", 16), ("flow", 4), ("flow", 8), ("flow", 16)])
 def test_released_alternatives_are_listed_but_never_the_default(task, factor):
-    # depth-x8, flow-x4, flow-x8 and flow-x16 are full-width networks; the Lite ones they
-    # replaced ship as depth-x8-lite, flow-x4-lite, flow-x8-lite and flow-x16-lite.
+    # depth-x8, depth-x16, flow-x4, flow-x8 and flow-x16 are full-width networks; the Lite
+    # ones they replaced ship under the same name with "-lite".
     name = f"{task}-x{factor}"
     alt = get_entry(f"{name}-lite")
     assert (alt.task, alt.factor, alt.config["variant"]) == (task, factor, "lite")
