@@ -45,7 +45,8 @@ def train_seconds(log: list[dict]) -> float:
 
 def _source_run(cfg: dict) -> Path | None:
     """The run folder a fine-tune started from: ``--init-from``'s folder when it holds a
-    run's config and log (None for a registry name or a bare file)."""
+    run's config and log (None for a registry name or a bare file). A relative path is read
+    from the current folder, as the training run read it: run the release tool from there."""
     src = cfg.get("init_from")
     folder = Path(src).parent if src else None
     ok = folder is not None and (folder / "config.json").is_file() and (folder / "log.jsonl").is_file()
