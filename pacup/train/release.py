@@ -53,6 +53,14 @@ def _source_run(cfg: dict) -> Path | None:
     return folder if ok else None
 
 
+def _run_chain(run: Path) -> list[Path]:
+    """``run`` and the runs it was fine-tuned from (:func:`_source_run`), first to last."""
+    chain = [run]
+    while (src := _source_run(json.loads((chain[0] / "config.json").read_text()))) is not None:
+        chain.insert(0, src)
+    return chain
+
+
 def _run_summary(run: Path) -> dict:
     """A run's facts for the score rows; a fine-tune's also carry, under ``init_from``, those
     of the run it started from (and so on back), so that its steps and minutes are not read
@@ -166,15 +174,10 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         scores = {f"{Path(r['data']).name}_{r['metric']}": round(r["value"], 4),
                   "vs_bicubic": round(r["vs_bicubic"], 3)}
         meta = {"task": r["task"], "description": desc, "scores": scores}
-        # The run's configuration, and a fine-tune's chain of source runs, first to last.
-        chain, cfg = [], json.loads((run / "config.json").read_text())
-        while cfg is not None:
-            chain.insert(0, cfg)
-            src = _source_run(cfg)
-            cfg = json.loads((src / "config.json").read_text()) if src is not None else None
-        meta["training"] = chain[-1]
-        if len(chain) > 1:
-            meta["training_sources"] = chain[:-1]
+        configs = [json.loads((x / "config.json").read_text()) for x in _run_chain(run)]
+        meta["training"] = configs[-1]
+        if len(configs) > 1:  # a fine-tune: the configurations of the runs it started from
+            meta["training_sources"] = configs[:-1]
         sha = save_model(model, weights / f"{name}.safetensors", meta)
         out[name] = {"sha256": sha, "scores": scores, "description": desc,
                      "variant": {"variant": variant, "negative_slope": slope} if slope else variant}
