@@ -1150,6 +1150,11 @@ def train(
         "--negative-slope", min=0.0, max=0.99, help="Slope below zero of every hidden activation: 0 is ReLU (the "
         "paper; the released models), e.g. 0.1 a leaky ReLU, which keeps a residual network from dying onto "
         "bicubic (its ablations get the same).")] = 0.0,
+    guide_pyramid: Annotated[Optional[bool], typer.Option(
+        "--guide-pyramid", help="Compute each decoder stage's guidance features on the guide pooled to that "
+        "stage's size (a stage pooled by p sees a p times wider neighbourhood), instead of pooling "
+        "full-resolution features; same parameters. Default: as the --init-from weights, else off.",
+        show_default=False)] = None,
     init: Annotated[InitKind, typer.Option(
         "--init", help="Weight init: PyTorch's default (the released models), or he (He-normal with the true "
         "fan-in of the stride-2 layers, which keeps the signal's scale through deep decoders).")] = InitKind.default,
@@ -1210,7 +1215,7 @@ def train(
                           amp=amp if dev == "cuda" else None,
                           val_every=val_every, max_minutes=max_minutes, depth_scale=depth_scale, progress=not quiet,
                           synthetic_pool=synthetic_pool, zero_init_head=zero_init_head, negative_slope=negative_slope,
-                          init=init.value, init_from=init_from)
+                          guide_pyramid=guide_pyramid, init=init.value, init_from=init_from)
         try:
             summary = run_training(cfg)
         except KeyboardInterrupt:

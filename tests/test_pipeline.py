@@ -288,9 +288,11 @@ def test_constant_input_stays_constant():
 # ----------------------------------------------------------------------------- tiling, batching
 
 
-@pytest.mark.parametrize("factor,size,tile", [(4, (21, 26), 6), (2, (25, 19), 7), (16, (9, 11), 4)])
-def test_tiled_equals_untiled(factor, size, tile):
-    net = lively(PacJointUpsample(factor))
+@pytest.mark.parametrize("factor,size,tile,pyramid",
+                         [(4, (21, 26), 6, False), (2, (25, 19), 7, False), (16, (9, 11), 4, False),
+                          (16, (9, 11), 4, True)])
+def test_tiled_equals_untiled(factor, size, tile, pyramid):
+    net = lively(PacJointUpsample(factor, guide_pyramid=pyramid))
     h, w = size
     low = smooth_depth(h, w, seed=factor)
     low[h // 2 : h // 2 + 3, 2:5] = 0
@@ -302,7 +304,7 @@ def test_tiled_equals_untiled(factor, size, tile):
     net.receptive_radius = 1
     seams = pacup.upsample_depth(low, g, model=net, tile=tile)
     assert np.nanmax(np.abs(seams - whole)) > 2e-3
-    net.receptive_radius = PacJointUpsample(factor).receptive_radius
+    net.receptive_radius = PacJointUpsample(factor, guide_pyramid=pyramid).receptive_radius
     flow = np.stack([low, -2 * low], 2)
     np.testing.assert_allclose(pacup.upsample_flow(flow, g, model=net, tile=tile),
                                pacup.upsample_flow(flow, g, model=net, tile=None), atol=1e-4, rtol=0)

@@ -96,15 +96,20 @@ def _config(factor: int, arch: str | dict = "lite") -> dict:
 def arch_words(config: dict) -> str:
     """'PacJointUpsample Full', '... Lite with leaky ReLU 0.1': the network a config builds."""
     words = f"PacJointUpsample {config['variant'].capitalize()}"
+    extras = []
     if config.get("negative_slope"):
-        words += f" with leaky ReLU {config['negative_slope']:g}"
+        extras.append(f"leaky ReLU {config['negative_slope']:g}")
+    if config.get("guide_pyramid"):
+        extras.append("pyramid guidance")
+    if extras:
+        words += " with " + " and ".join(extras)
     return words
 
 
 # Released weights, trained by `pacup train` and measured by `pacup eval` (weights/README.md
 # gives the data, schedule, compute and every score): name -> (sha256 of the file, scores,
 # network variant, or a dict of PacJointUpsample options such as {"variant": "full",
-# "negative_slope": 0.1}). Written by `python -m pacup.train.release --write-weights`.
+# "negative_slope": 0.1} or {"variant": "full", "guide_pyramid": True}). Written by `python -m pacup.train.release --write-weights`.
 _RELEASED: dict[str, tuple[str, dict, str | dict]] = {
     "depth-x16": ("668ecdb05ccdf0d4dd9cf4f9386cf7ea283b5042bff11ec7eec4c48bf86e2190", {"motorcycle_rmse_255": 12.9836, "vs_bicubic": 0.784}, "full"),
     "depth-x16-lite": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}, "lite"),

@@ -112,6 +112,7 @@ class TrainConfig:
     init_from: str | None = None
     zero_init_head: bool = False
     negative_slope: float = 0.0
+    guide_pyramid: bool | None = None  # None: that of the --init-from weights, else False
     init: str = "default"
     synthetic_pool: int = 1000
     cache: bool = True
@@ -304,7 +305,7 @@ def build_train_model(cfg: TrainConfig) -> nn.Module:
                                negative_slope=cfg.negative_slope)
     else:
         model = PacJointUpsample(cfg.factor, cfg.variant, residual=bool(cfg.residual), guide_scale=cfg.guide_scale,
-                                 negative_slope=cfg.negative_slope)
+                                 negative_slope=cfg.negative_slope, guide_pyramid=cfg.guide_pyramid)
     if cfg.init == "he":
         _he_init(model)
     elif cfg.init != "default":
@@ -393,6 +394,20 @@ def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=
             save_model(model, out / "raw.safetensors", meta)
 
 
+def _resolve_pyramid(cfg: TrainConfig) -> bool:
+    """guide_pyramid when none is given: a resumed run's own, else that of the
+    ``--init-from`` weights (False for the ablations, which have no such option), else False."""
+    saved = Path(cfg.out_dir) / "config.json" if cfg.out_dir else None
+    if cfg.resume and saved is not None and saved.is_file():
+        try:
+            return bool(json.loads(saved.read_text()).get("guide_pyramid"))
+        except (OSError, ValueError):
+            pass  # _check_resume_config reports the unreadable file
+    if cfg.init_from and not cfg.ablation:
+        return bool(getattr(_init_source(cfg), "config", {}).get("guide_pyramid", False))
+    return False
+
+
 def _resolve_variant(cfg: TrainConfig) -> str:
     """The variant when none is given: a resumed run's own (its ``--init-from`` source may
     be gone by then), else that of the ``--init-from`` weights, else lite."""
@@ -430,7 +445,8 @@ def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
     mine, theirs = getattr(model, "config", {}), getattr(src, "config", {})
     if type(src) is not type(model) or mine != theirs:
         raise ValueError(f"--init-from {cfg.init_from}: it is a {type(src).__name__} {theirs}, but this run trains a "
-                         f"{type(model).__name__} {mine} (same --ablation, --variant and --factor needed)")
+                         f"{type(model).__name__} {mine} (same --ablation, --variant and --factor needed, and the same options: differing "
+                         f"{sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))})")
     model.load_state_dict(src.state_dict(), strict=True)
 
 
@@ -545,6 +561,10 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         negative_slope: slope below zero of every hidden activation (0: ReLU, the released
             models; e.g. 0.1 keeps a residual network from dying onto bicubic, see
             :mod:`pacup.models.network`). Ablations get the same.
+        guide_pyramid: compute each decoder stage's guidance features on the guide pooled to
+            that stage's size (:class:`~pacup.models.PacJointUpsample`); None: that of the
+            ``init_from`` weights, else off. The ablations have no such features (K = 1 drops
+            the guidance branch, the concat-CNN has its own).
         init_from: start from these weights (registry name or ``.safetensors``; the same
             architecture, task and factor) instead of a random init: fine-tuning.
         ema: decay of an exponential moving average of the weights (0: off; e.g. 0.998, a
@@ -568,6 +588,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
                          "--zero-init-head")
     if cfg.variant is None:
         cfg.variant = _resolve_variant(cfg)
+    if cfg.guide_pyramid is None:
+        cfg.guide_pyramid = _resolve_pyramid(cfg)
     if not 0.0 <= cfg.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (0: off), got {cfg.ema!r}")
     for name, task, off in (("occlusion", "depth", 0), ("disparity", "depth", 0), ("clutter", "depth", 0),
@@ -709,6 +731,7 @@ def _check_resume_config(cfg: TrainConfig, path: Path) -> None:
     except (OSError, ValueError) as exc:
         raise ValueError(f"{path}: cannot read the run's configuration to resume it ({exc})") from exc
     defaults = asdict(TrainConfig())
+    defaults["guide_pyramid"] = False  # what None resolves to for runs saved before the option
     now = asdict(cfg)
     diff = [f"{k} {now[k]!r} (the run has {saved.get(k, defaults[k])!r})" for k in now
             if k not in RESUME_MAY_CHANGE and _norm(saved.get(k, defaults[k])) != _norm(now[k])]
@@ -757,6 +780,9 @@ def main(argv=None) -> int:
     p.add_argument("--zero-init-head", action="store_true")
     p.add_argument("--negative-slope", type=float, default=d.negative_slope,
                    help="leaky ReLU slope of every hidden activation (0: ReLU)")
+    p.add_argument("--guide-pyramid", action="store_true", default=None,
+                   help="each decoder stage's guidance features computed on the guide pooled to its size "
+                        "(default: that of the --init-from weights, else off)")
     p.add_argument("--init", default=d.init, choices=["default", "he"])
     p.add_argument("--init-from", default=None, help="start from these weights (name or .safetensors)")
     a = p.parse_args(argv)
@@ -774,7 +800,7 @@ def main(argv=None) -> int:
                       lr_schedule=a.lr_schedule, val_every=a.val_every, val_size=a.val_size,
                       max_minutes=a.max_minutes, grad_clip=a.grad_clip, depth_scale=a.depth_scale,
                       zero_init_head=a.zero_init_head, negative_slope=a.negative_slope, init=a.init,
-                      init_from=a.init_from)
+                      guide_pyramid=a.guide_pyramid, init_from=a.init_from)
     s = train(cfg)
     print(json.dumps(s))
     return 0

@@ -167,7 +167,8 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         model = load_any_model(run / "model.safetensors")
         facts = r["run"]
         variant = model.config["variant"]
-        slope = model.config.get("negative_slope", 0.0)
+        # The options beyond the variant that the registry's table needs to rebuild the network.
+        opts = {k: model.config[k] for k in ("negative_slope", "guide_pyramid") if model.config.get(k)}
         desc = (f"{arch_words(model.config)} x{r['factor']} ({r['task']}), residual over bicubic; trained by "
                 f"`pacup train` {_training_words(facts)} on synthetic "
                 f"{'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
@@ -180,7 +181,7 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
             meta["training_sources"] = configs[:-1]
         sha = save_model(model, weights / f"{name}.safetensors", meta)
         out[name] = {"sha256": sha, "scores": scores, "description": desc,
-                     "variant": {"variant": variant, "negative_slope": slope} if slope else variant}
+                     "variant": {"variant": variant, **opts} if opts else variant}
     return out
 
 

@@ -108,6 +108,22 @@ def test_train_with_leaky_activations(invoke, tmp_path):
     assert result.exit_code == 2 and "--negative-slope" in result.stderr
 
 
+def test_train_with_pyramid_guidance(invoke, tmp_path):
+    run = tmp_path / "pyramid"
+    result = invoke("train", "--task", "depth", *TINY, "--guide-pyramid", "-o", run, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert json.loads((run / "config.json").read_text())["guide_pyramid"] is True
+    from pacup.models import load_model
+
+    model, _ = load_model(run / "model.safetensors")
+    assert model.guide_pyramid and model.config["guide_pyramid"] is True
+    # A fine-tune takes the architecture from its source file.
+    tuned = tmp_path / "tuned"
+    result = invoke("train", "--task", "depth", *TINY, "--init-from", run / "model.safetensors", "-o", tuned, "--quiet")
+    assert result.exit_code == 0, result.output
+    assert load_model(tuned / "model.safetensors")[0].guide_pyramid
+
+
 def test_train_fine_tunes_with_a_constant_learning_rate(invoke, tmp_path):
     # The released depth-x16's last 500 steps: --init-from, --loss mse, --lr-schedule constant.
     base = tmp_path / "base"

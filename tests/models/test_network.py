@@ -133,12 +133,12 @@ def test_residual_adds_bicubic_upsampling():
     torch.testing.assert_close(out, F.interpolate(low, size=(24, 20), mode="bicubic", align_corners=False))
 
 
-@pytest.mark.parametrize("factor", [2, 8])
-def test_receptive_radius_bounds_the_influence(factor):
+@pytest.mark.parametrize("factor,pyramid", [(2, False), (8, False), (8, True), (16, True)])
+def test_receptive_radius_bounds_the_influence(factor, pyramid):
     """Changing one low-res sample or one guide block changes no output pixel farther than
     ``receptive_radius`` low-res pixels away: the pipeline's tile margin is enough."""
     torch.manual_seed(4)
-    net = PacJointUpsample(factor).eval()
+    net = PacJointUpsample(factor, guide_pyramid=pyramid).eval()
     n, c = 2 * net.receptive_radius + 9, net.receptive_radius + 4
     low, guide = torch.rand(1, 1, n, n), torch.rand(1, 3, n * factor, n * factor)
     with torch.no_grad():
@@ -216,3 +216,42 @@ def test_leaky_network_leaves_the_dead_state_relu_cannot():
             torch.testing.assert_close(out - F.interpolate(low, scale_factor=4, mode="bicubic"),
                                        other, rtol=0, atol=1e-5)
     assert grads[0.0] == 0.0 and grads[0.1] > 0
+
+
+def test_guide_pyramid_computes_each_stage_on_the_pooled_guide():
+    """With guide_pyramid, stage i's slice is the guidance branch run on the guide pooled to
+    that stage's size (the whole branch, then slice i: the reference the sliced fast path
+    must match), times the stage's scale; the parameters are those of the plain network."""
+    torch.manual_seed(7)
+    plain = PacJointUpsample(8, "lite", residual=True)
+    pyr = PacJointUpsample(8, "lite", residual=True, guide_pyramid=True)
+    assert pyr.config == dict(plain.config, guide_pyramid=True)
+    assert "guide_pyramid" not in plain.config  # unchanged configs (and files) without it
+    assert build_model(pyr.config).config == pyr.config
+    assert count_parameters(pyr) == count_parameters(plain)
+    pyr.load_state_dict(plain.state_dict())
+    with torch.no_grad():
+        pyr.guide_scale.copy_(torch.tensor([2.0, 3.0, 5.0]))
+        guide = torch.rand(2, 3, 32, 48)
+        feats = pyr.guide_features(guide)
+        g = pyr.guide_channels
+        for i, (f, pool) in enumerate(zip(feats, (4, 2, 1))):
+            ref = pyr.guidance(F.avg_pool2d(guide, pool) if pool > 1 else guide)[:, i * g : (i + 1) * g]
+            torch.testing.assert_close(f, ref * pyr.guide_scale[i], atol=1e-5, rtol=1e-5)
+        # The last stage sees the full-resolution guide in both; the coarser ones differ.
+        plain.load_state_dict(pyr.state_dict())
+        base = plain.guide_features(guide)
+        torch.testing.assert_close(feats[2], base[2], atol=1e-5, rtol=1e-5)
+        assert (feats[0] - base[0]).abs().max() > 1e-3
+        low = torch.rand(2, 1, 4, 6)
+        assert pyr(low, guide).shape == (2, 1, 32, 48)
+    assert "guide_pyramid=True" in repr(pyr)
+
+
+def test_guide_pyramid_gradients_reach_every_branch():
+    torch.manual_seed(8)
+    net = PacJointUpsample(4, guide_pyramid=True)
+    low, guide = torch.rand(2, 1, 6, 6), torch.rand(2, 3, 24, 24)
+    (net(low, guide) - torch.rand(2, 1, 24, 24)).square().mean().backward()
+    for name, p in net.named_parameters():
+        assert p.grad is not None and torch.isfinite(p.grad).all() and p.grad.abs().sum() > 0, name

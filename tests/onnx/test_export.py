@@ -182,3 +182,15 @@ def test_leaky_network_exports_with_standard_leaky_relu(tmp_path, lib):
     with torch.no_grad():
         ref = net(low, guide).numpy()
     assert np.abs(backend.run(low.numpy(), guide.numpy()) - ref).max() < 1e-4
+
+
+def test_pyramid_guidance_network_exports(tmp_path, lib):
+    torch.manual_seed(4)
+    net = PacJointUpsample(4, variant="lite", residual=True, guide_pyramid=True).eval()
+    report = export_model(net, tmp_path / "pyramid.onnx", mode="custom")
+    assert report.passed and report.max_abs_diff < 1e-4
+    backend = OnnxBackend(report.path, device="cpu")
+    low, guide = torch.rand(1, 1, 9, 7), torch.rand(1, 3, 36, 28)
+    with torch.no_grad():
+        ref = net(low, guide).numpy()
+    assert np.abs(backend.run(low.numpy(), guide.numpy()) - ref).max() < 1e-4

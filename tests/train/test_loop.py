@@ -281,6 +281,17 @@ def test_ablations_take_the_negative_slope_of_the_network_they_match():
     assert build_ablation("concat", 4, "lite").config["negative_slope"] == 0.0
 
 
+def test_guide_pyramid_builds_the_pac_network_and_leaves_the_ablations_alone():
+    from pacup.train.loop import TrainConfig, build_train_model
+
+    assert build_train_model(TrainConfig(factor=4, guide_pyramid=True)).config["guide_pyramid"] is True
+    # K = 1 has no guidance branch and the concat-CNN its own: the same networks either way.
+    for ablation in ("k1", "concat"):
+        with_it = build_train_model(TrainConfig(factor=4, ablation=ablation, guide_pyramid=True))
+        without = build_train_model(TrainConfig(factor=4, ablation=ablation))
+        assert with_it.config == without.config
+
+
 def test_ablation_files_round_trip(tmp_path):
     for m in (build_ablation("k1", 8, "lite"), build_ablation("concat", 8, "lite"),
               build_ablation("concat", 8, "lite", negative_slope=0.1)):

@@ -78,6 +78,23 @@ def test_release_of_a_leaky_network_names_its_activation_for_the_registry(tmp_pa
     assert R.arch_words(R._config(8, "full")) == "PacJointUpsample Full"
 
 
+def test_release_of_a_pyramid_guidance_network_names_it_for_the_registry(tmp_path):
+    from pacup.models import registry as R
+
+    runs = tmp_path / "runs"
+    train(TrainConfig(**{**TINY, "val_every": 0}, guide_pyramid=True, out_dir=str(runs / "depth-x4-pac")))
+    rows = evaluate_runs(runs, {"depth": _folder(tmp_path / "data"), "flow": None}, factors=(4,))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    released = write_weights(runs, rows, weights)["depth-x4"]
+    assert released["variant"] == {"variant": "lite", "guide_pyramid": True}
+    assert released["description"].startswith("PacJointUpsample Lite with pyramid guidance x4 (depth)")
+    with safe_open(str(weights / "depth-x4.safetensors"), "pt") as f:
+        assert json.loads(f.metadata()["config"]) == R._config(4, released["variant"])
+    both = R._config(4, {"variant": "full", "negative_slope": 0.1, "guide_pyramid": True})
+    assert R.arch_words(both) == "PacJointUpsample Full with leaky ReLU 0.1 and pyramid guidance"
+
+
 def test_release_of_a_fine_tune_describes_its_whole_training(tmp_path):
     # A model fine-tuned from another run (--init-from RUN/model.safetensors): the shipped
     # description, the score rows and the file's metadata give both stages, not the last one.
