@@ -427,9 +427,14 @@ def _init_source(cfg: TrainConfig) -> nn.Module:
     from .ablations import load_any_model
 
     try:
-        return load_any_model(cfg.init_from, task=cfg.task, factor=cfg.factor)
+        src = load_any_model(cfg.init_from, task=cfg.task)
     except Exception as exc:  # the loaders' own errors name the file and the problem
         raise ValueError(f"--init-from {cfg.init_from}: {exc}") from exc
+    f = getattr(src, "factor", cfg.factor)
+    if f > cfg.factor:
+        raise ValueError(f"--init-from {cfg.init_from}: it upsamples x{f}, more than this run's x{cfg.factor} "
+                         "(a network can be grown to a larger factor, not shrunk)")
+    return src
 
 
 def _source_variant(cfg: TrainConfig) -> str:
@@ -439,14 +444,20 @@ def _source_variant(cfg: TrainConfig) -> str:
 
 
 def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
-    """Start ``model`` from the weights of ``cfg.init_from``, which must be the same
-    architecture, task and factor."""
+    """Start ``model`` from the weights of ``cfg.init_from``: the same architecture and task,
+    and the same factor or a smaller one, which is grown (:mod:`pacup.train.grow`)."""
+    from .grow import can_grow, grow_into
+
     src = _init_source(cfg)
     mine, theirs = getattr(model, "config", {}), getattr(src, "config", {})
+    if can_grow(src, model):
+        grow_into(src, model)
+        return
     if type(src) is not type(model) or mine != theirs:
+        differ = sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))
         raise ValueError(f"--init-from {cfg.init_from}: it is a {type(src).__name__} {theirs}, but this run trains a "
-                         f"{type(model).__name__} {mine} (same --ablation, --variant and --factor needed, and the same options: differing "
-                         f"{sorted(k for k in set(mine) | set(theirs) if mine.get(k) != theirs.get(k))})")
+                         f"{type(model).__name__} {mine} (the same --ablation and --variant needed, the same or a "
+                         f"smaller factor, and the same options; these differ: {differ})")
     model.load_state_dict(src.state_dict(), strict=True)
 
 
