@@ -69,7 +69,8 @@ def _run_summary(run: Path) -> dict:
     log = [json.loads(x) for x in (run / "log.jsonl").read_text().splitlines() if x.strip()]
     # A run with a moving average ships the average: its validation is the one to report.
     key = "ema_val_rel_rmse" if cfg.get("ema") else "val_rel_rmse"
-    out = {"steps": log[-1]["step"] if log else 0, "minutes": round(train_seconds(log) / 60, 1),
+    out = {"factor": cfg["factor"], "steps": log[-1]["step"] if log else 0,
+           "minutes": round(train_seconds(log) / 60, 1),
            "batch": cfg["batch"], "crop": cfg["crop"], "lr": cfg["lr"], "loss": cfg["loss"],
            "ema": cfg.get("ema", 0.0), "val_rel_rmse": next((x[key] for x in reversed(log) if key in x), None)}
     src = _source_run(cfg)
@@ -94,7 +95,13 @@ def _training_words(facts: dict) -> str:
     how = [f"{facts['loss'].upper()} loss"]
     if facts.get("lr_schedule") == "constant":
         how.append(f"constant learning rate {facts['lr']:g}")
-    return f"{_training_words(facts['init_from'])}, then fine-tuned for {one(facts, how)}"
+    src = facts["init_from"]
+    if src.get("factor", facts.get("factor")) != facts.get("factor"):
+        if facts.get("lr_schedule") != "constant":
+            how.append(f"peak learning rate {facts['lr']:g}")
+        return (f"{_training_words(src)} at x{src['factor']}, then grown to x{facts['factor']} "
+                f"(pacup.train.grow) and trained for {one(facts, how)}")
+    return f"{_training_words(src)}, then fine-tuned for {one(facts, how)}"
 
 
 def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16)) -> list[dict]:

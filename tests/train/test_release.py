@@ -117,3 +117,21 @@ def test_release_of_a_fine_tune_describes_its_whole_training(tmp_path):
         meta = f.metadata()
     assert json.loads(meta["training"])["init_from"] == str(base / "model.safetensors")
     assert [c["steps"] for c in json.loads(meta["training_sources"])] == [3]
+
+
+def test_release_of_a_grown_network_names_both_factors(tmp_path):
+    # A network grown from a smaller factor (--init-from an x2 run into an x4 one).
+    runs = tmp_path / "runs"
+    base = tmp_path / "base"
+    train(TrainConfig(**{**TINY, "val_every": 0, "factor": 2}, out_dir=str(base)))
+    train(TrainConfig(**{**TINY, "val_every": 0, "steps": 2}, init_from=str(base / "model.safetensors"),
+                      loss="mse", lr=5e-4, out_dir=str(runs / "depth-x4-pac")))
+    rows = evaluate_runs(runs, {"depth": _folder(tmp_path / "data"), "flow": None}, factors=(4,))
+    facts = next(r for r in rows if r["method"] == RELEASED_LABEL)["run"]
+    assert (facts["factor"], facts["init_from"]["factor"]) == (4, 2)
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    desc = write_weights(runs, rows, weights)["depth-x4"]["description"]
+    assert ("trained by `pacup train` for 3 steps (batch 2, 32-px crops) at x2, then grown to x4 "
+            "(pacup.train.grow) and trained for 2 steps (batch 2, 32-px crops; MSE loss, peak learning rate "
+            "0.0005) on synthetic RGB-D rooms only.") in desc
