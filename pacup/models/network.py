@@ -16,7 +16,7 @@ x4 / x8 / x16 without the guide scale, matching the published ~183k / 222k / 260
 ``variant='lite'`` is C = 16, G = 16 (53,361 / 66,193 / 79,025; ANCHORS gives ~56k without
 naming the factor, x4 is within 5 %).
 
-Departures from the published structure, both optional:
+Departures from the published structure, all optional:
 
 - ``guide_scale`` (default 4.0): one learnable scalar per decoder stage multiplying that
   stage's guidance slice before the gaussian ``K = exp(-0.5 ||f_p - f_q||^2)``. With

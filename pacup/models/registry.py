@@ -109,7 +109,8 @@ def arch_words(config: dict) -> str:
 # Released weights, trained by `pacup train` and measured by `pacup eval` (weights/README.md
 # gives the data, schedule, compute and every score): name -> (sha256 of the file, scores,
 # network variant, or a dict of PacJointUpsample options such as {"variant": "full",
-# "negative_slope": 0.1} or {"variant": "full", "guide_pyramid": True}). Written by `python -m pacup.train.release --write-weights`.
+# "negative_slope": 0.1} or {"variant": "full", "guide_pyramid": True}). Written by
+# `python -m pacup.train.release --write-weights`.
 _RELEASED: dict[str, tuple[str, dict, str | dict]] = {
     "depth-x16": ("66d77b7da58853fabe939c3ebe84f4d41a27091776f39e13a60bb2b1096974e8", {"motorcycle_rmse_255": 12.7573, "vs_bicubic": 0.771}, "full"),
     "depth-x16-lite": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}, "lite"),

@@ -577,7 +577,8 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
             ``init_from`` weights, else off. The ablations have no such features (K = 1 drops
             the guidance branch, the concat-CNN has its own).
         init_from: start from these weights (registry name or ``.safetensors``; the same
-            architecture, task and factor) instead of a random init: fine-tuning.
+            architecture and task, the same factor or a smaller one, which is grown:
+            :mod:`pacup.train.grow`) instead of a random init: fine-tuning.
         ema: decay of an exponential moving average of the weights (0: off; e.g. 0.998, a
             time constant of 500 steps); ``model.safetensors`` is then the average.
 

@@ -292,6 +292,20 @@ def test_guide_pyramid_builds_the_pac_network_and_leaves_the_ablations_alone():
         assert with_it.config == without.config
 
 
+def test_a_resumed_run_keeps_its_guide_pyramid(tmp_path):
+    from pacup.train.loop import TrainConfig, train
+
+    tiny = dict(task="depth", factor=4, variant="lite", crop=32, batch=2, threads=1, log_every=1, synthetic_pool=4,
+                val_every=0, ckpt_every=1)
+    out = str(tmp_path / "run")
+    train(TrainConfig(**tiny, steps=2, guide_pyramid=True, max_minutes=0, out_dir=out))
+    done = train(TrainConfig(**tiny, steps=2, resume=True, out_dir=out))  # guide_pyramid not given
+    assert done["step"] == 2
+    assert json.loads((tmp_path / "run" / "config.json").read_text())["guide_pyramid"] is True
+    with pytest.raises(ValueError, match="guide_pyramid False"):
+        train(TrainConfig(**tiny, steps=3, resume=True, guide_pyramid=False, out_dir=out))
+
+
 def test_ablation_files_round_trip(tmp_path):
     for m in (build_ablation("k1", 8, "lite"), build_ablation("concat", 8, "lite"),
               build_ablation("concat", 8, "lite", negative_slope=0.1)):
