@@ -394,32 +394,22 @@ def _save(model, opt, cfg: TrainConfig, step: int, out: Path, extra=None, final=
             save_model(model, out / "raw.safetensors", meta)
 
 
-def _resolve_pyramid(cfg: TrainConfig) -> bool:
-    """guide_pyramid when none is given: a resumed run's own, else that of the
-    ``--init-from`` weights (False for the ablations, which have no such option), else False."""
+def _inherited(cfg: TrainConfig, key: str, default):
+    """An architecture option left unset (None): a resumed run's own (its ``--init-from``
+    source may be gone by then; a run saved before the option has ``default``), else that
+    of the ``--init-from`` weights (``default`` where their config lacks it, as the
+    ablations' files lack the variant and every file made before guide_pyramid lacks that),
+    else ``default``."""
     saved = Path(cfg.out_dir) / "config.json" if cfg.out_dir else None
     if cfg.resume and saved is not None and saved.is_file():
         try:
-            return bool(json.loads(saved.read_text()).get("guide_pyramid"))
+            value = json.loads(saved.read_text()).get(key)
         except (OSError, ValueError):
-            pass  # _check_resume_config reports the unreadable file
-    if cfg.init_from and not cfg.ablation:
-        return bool(getattr(_init_source(cfg), "config", {}).get("guide_pyramid", False))
-    return False
-
-
-def _resolve_variant(cfg: TrainConfig) -> str:
-    """The variant when none is given: a resumed run's own (its ``--init-from`` source may
-    be gone by then), else that of the ``--init-from`` weights, else lite."""
-    saved = Path(cfg.out_dir) / "config.json" if cfg.out_dir else None
-    if cfg.resume and saved is not None and saved.is_file():
-        try:
-            variant = json.loads(saved.read_text()).get("variant")
-        except (OSError, ValueError):
-            variant = None  # _check_resume_config reports the unreadable file
-        if variant:
-            return variant
-    return _source_variant(cfg) if cfg.init_from else "lite"
+            value = None  # _check_resume_config reports the unreadable file
+        return default if value is None else value
+    if cfg.init_from:
+        return getattr(_init_source(cfg), "config", {}).get(key, default)
+    return default
 
 
 def _init_source(cfg: TrainConfig) -> nn.Module:
@@ -435,12 +425,6 @@ def _init_source(cfg: TrainConfig) -> nn.Module:
         raise ValueError(f"--init-from {cfg.init_from}: it upsamples x{f}, more than this run's x{cfg.factor} "
                          "(a network can be grown to a larger factor, not shrunk)")
     return src
-
-
-def _source_variant(cfg: TrainConfig) -> str:
-    """The network variant of the ``--init-from`` weights (lite for the ablations' files,
-    whose config may not name one)."""
-    return getattr(_init_source(cfg), "config", {}).get("variant", "lite")
 
 
 def _init_from(model: nn.Module, cfg: TrainConfig) -> None:
@@ -599,9 +583,9 @@ def train(cfg: TrainConfig | None = None, **kw) -> dict:
         raise ValueError("--init-from replaces the initial weights: it cannot be combined with --init or "
                          "--zero-init-head")
     if cfg.variant is None:
-        cfg.variant = _resolve_variant(cfg)
+        cfg.variant = _inherited(cfg, "variant", "lite")
     if cfg.guide_pyramid is None:
-        cfg.guide_pyramid = _resolve_pyramid(cfg)
+        cfg.guide_pyramid = bool(_inherited(cfg, "guide_pyramid", False))
     if not 0.0 <= cfg.ema < 1.0:
         raise ValueError(f"ema must be in [0, 1) (0: off), got {cfg.ema!r}")
     for name, task, off in (("occlusion", "depth", 0), ("disparity", "depth", 0), ("clutter", "depth", 0),
