@@ -112,7 +112,7 @@ def arch_words(config: dict) -> str:
 # "negative_slope": 0.1} or {"variant": "full", "guide_pyramid": True}). Written by
 # `python -m pacup.train.release --write-weights`.
 _RELEASED: dict[str, tuple[str, dict, str | dict]] = {
-    "depth-x16": ("66d77b7da58853fabe939c3ebe84f4d41a27091776f39e13a60bb2b1096974e8", {"motorcycle_rmse_255": 12.7573, "vs_bicubic": 0.771}, "full"),
+    "depth-x16": ("73979a727706cdb2e344dbe03b7e0555ef7668a7c68d335a36bd91668f604fd3", {"motorcycle_rmse_255": 12.6241, "vs_bicubic": 0.763}, "full"),
     "depth-x16-lite": ("52fcdaf4fd2a636ce792532c52bbf22d2b0537c8620291e210791ef80dae9d91", {"motorcycle_rmse_255": 15.1152, "vs_bicubic": 0.913}, "lite"),
     "depth-x4": ("1ae869c5674a1d75388f3bc5c191c9477ece96d682a8927c61c302114a34ba7f", {"motorcycle_rmse_255": 5.576, "vs_bicubic": 0.747}, "lite"),
     "depth-x8": ("cd5471968fb07ec5bd5e0780a82c8df2de30043fd0a44f4c840f3856ca882e8f", {"motorcycle_rmse_255": 8.0858, "vs_bicubic": 0.695}, "full"),
