@@ -8,11 +8,11 @@ start than a random init. What carries over, for the three architectures the rel
 - :class:`~pacup.models.PacJointUpsample` and its K = 1 ablation: the target branch, the head
   and the first two guidance convolutions as they are; decoder stage i, guidance slice i and
   guide scale i for the source's stages, coarsest first; each new finer stage starts as a
-  per-channel bilinear x2 upsampling (zero bias; with PAC's K it becomes an edge-aware one,
-  like a joint bilateral step) with a copy of the source's finest guidance slice and scale.
-  The grown network is then close to the source run at 1/2 (1/4, ...) of the size with its
-  last features upsampled, not the same function (the head now runs at the full size): a
-  start, which training adapts. Measured: depth-x8 grown to x16 scores 13.62 (0.82 x
+  per-channel bilinear x2 upsampling (zero bias; PAC's K then weights its taps by guide
+  similarity, without renormalising them) with a copy of the source's finest guidance slice
+  and scale. The grown network resembles the source run at 1/2 (1/4, ...) of the size with
+  its last features upsampled, but is not the same function (the head now runs at the full
+  size): a start, which training adapts. Measured: depth-x8 grown to x16 scores 13.62 (0.82 x
   bicubic) on the motorcycle before any x16 step, against 16.19 (0.98) when the new stage
   started as a copy of the finest one.
 - :class:`~pacup.train.ablations.ConcatJointUpsample`: nothing depends on the factor but the
