@@ -12,6 +12,13 @@ the classical baselines, that run's model and the ablations trained beside it
 ``pacup eval`` does; prints one markdown table per task; writes every result as JSON; and,
 with ``--write-weights``, copies the PAC model to ``weights/<task>-x<f>.safetensors`` with
 clean metadata and prints the sha256 and scores that :mod:`pacup.models.registry` records.
+The ablations go to ``weights/ablations/<task>-x<f>-<k1|concat>.safetensors``, listed with
+their sha256 and scores in ``weights/ablations/index.json``: they are not part of the
+package, but with them anyone can rerun the model card's comparisons with ``pacup eval``.
+
+``--released`` scores ablation runs against the released model of their task and factor
+(the registry's weights) where ``RUNS`` holds no PAC run: ablations retrained after the
+model they are compared with shipped, or whose PAC run is gone.
 """
 
 from __future__ import annotations
@@ -104,8 +111,11 @@ def _training_words(facts: dict) -> str:
     return f"{_training_words(src)}, then fine-tuned for {one(facts, how)}"
 
 
-def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16)) -> list[dict]:
-    """One row per (task, factor, method): headline metric, its ratio to bicubic, run facts."""
+def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16), released: bool = False) -> list[dict]:
+    """One row per (task, factor, method): headline metric, its ratio to bicubic, run facts.
+
+    ``released``: where there is no PAC run but there are ablation runs, the registered
+    ``<task>-x<f>`` weights stand in for the PAC run (their rows carry no run facts)."""
     rows = []
     for task, spec in data.items():
         if spec is None:
@@ -113,15 +123,18 @@ def evaluate_runs(runs: Path, data: dict, factors=(4, 8, 16)) -> list[dict]:
         samples = load_dataset(str(spec), task)
         for f in factors:
             pac = runs / f"{task}-x{f}-pac"
-            if not (pac / "model.safetensors").is_file():
+            ablations = [(label, runs / f"{task}-x{f}-{kind}") for kind, label in ABLATION_RUNS]
+            ablations = [(label, run) for label, run in ablations if (run / "model.safetensors").is_file()]
+            if (pac / "model.safetensors").is_file():
+                model, pac_run = str(pac / "model.safetensors"), pac
+            elif released and ablations:
+                model, pac_run = f"{task}-x{f}", None
+            else:
                 continue
             methods = [(b, b, None, False) for b in BASELINES]
-            methods.append((RELEASED_LABEL, str(pac / "model.safetensors"), pac, False))
-            methods.append((RELEASED_LABEL + " --ensemble", str(pac / "model.safetensors"), pac, True))
-            for kind, label in ABLATION_RUNS:
-                run = runs / f"{task}-x{f}-{kind}"
-                if (run / "model.safetensors").is_file():
-                    methods.append((label, str(run / "model.safetensors"), run, False))
+            methods.append((RELEASED_LABEL, model, pac_run, False))
+            methods.append((RELEASED_LABEL + " --ensemble", model, pac_run, True))
+            methods += [(label, str(run / "model.safetensors"), run, False) for label, run in ablations]
             base = None
             for label, method, run, ensemble in methods:
                 r = evaluate(method, samples, default_protocol(task), f, name=label, ensemble=ensemble)
@@ -156,40 +169,64 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
-    """Copy each PAC run's model to ``weights/<task>-x<f>.safetensors``; returns
-    ``{name: {"sha256", "scores", "description", "variant"}}`` for the registry (``variant``:
-    the variant's name, or a dict of the network's options when it differs from that
-    variant's defaults in more than its width, e.g. a leaky ReLU)."""
+def _ship(run: Path, r: dict, dest: Path, what: str, how: str = "") -> dict:
+    """Save ``run``'s model to ``dest`` with clean metadata (description, scores, the
+    training configurations); returns ``{"sha256", "scores", "description"}``."""
     from ..models import save_model
+    from .ablations import load_any_model
+
+    facts = r["run"]
+    desc = (f"{what} x{r['factor']} ({r['task']}){how}; trained by `pacup train` {_training_words(facts)} on synthetic "
+            f"{'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
+    scores = {f"{Path(r['data']).name}_{r['metric']}": round(r["value"], 4), "vs_bicubic": round(r["vs_bicubic"], 3)}
+    meta = {"task": r["task"], "description": desc, "scores": scores}
+    configs = [json.loads((x / "config.json").read_text()) for x in _run_chain(run)]
+    meta["training"] = configs[-1]
+    if len(configs) > 1:  # a fine-tune: the configurations of the runs it started from
+        meta["training_sources"] = configs[:-1]
+    sha = save_model(load_any_model(run / "model.safetensors"), dest, meta)
+    return {"sha256": sha, "scores": scores, "description": desc}
+
+
+def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
+    """Copy each PAC run's model to ``weights/<task>-x<f>.safetensors`` and each ablation
+    run's to ``weights/ablations/<task>-x<f>-<kind>.safetensors`` (listed in that folder's
+    ``index.json``, merged with what is there); returns ``{name: {"sha256", "scores",
+    "description", "variant"}}`` for the PAC models, for the registry (``variant``: the
+    variant's name, or a dict of the network's options when it differs from that variant's
+    defaults in more than its width, e.g. a leaky ReLU), and ``{"<name>-<kind>": {"sha256",
+    "scores", "description"}}`` for the ablations. Rows without a run (the released model
+    standing in, ``evaluate_runs(released=True)``) write nothing."""
     from ..models.registry import arch_words
     from .ablations import load_any_model
 
-    out = {}
+    out, index = {}, {}
+    kinds = {label: kind for kind, label in ABLATION_RUNS}
     for r in rows:
-        if r["method"] != RELEASED_LABEL:
-            continue
         name = f"{r['task']}-x{r['factor']}"
-        run = runs / f"{name}-pac"
-        model = load_any_model(run / "model.safetensors")
-        facts = r["run"]
-        variant = model.config["variant"]
-        # The options beyond the variant that the registry's table needs to rebuild the network.
-        opts = {k: model.config[k] for k in ("negative_slope", "guide_pyramid") if model.config.get(k)}
-        desc = (f"{arch_words(model.config)} x{r['factor']} ({r['task']}), residual over bicubic; trained by "
-                f"`pacup train` {_training_words(facts)} on synthetic "
-                f"{'RGB-D rooms' if r['task'] == 'depth' else 'FlyingChairs-style layers'} only.")
-        scores = {f"{Path(r['data']).name}_{r['metric']}": round(r["value"], 4),
-                  "vs_bicubic": round(r["vs_bicubic"], 3)}
-        meta = {"task": r["task"], "description": desc, "scores": scores}
-        configs = [json.loads((x / "config.json").read_text()) for x in _run_chain(run)]
-        meta["training"] = configs[-1]
-        if len(configs) > 1:  # a fine-tune: the configurations of the runs it started from
-            meta["training_sources"] = configs[:-1]
-        sha = save_model(model, weights / f"{name}.safetensors", meta)
-        out[name] = {"sha256": sha, "scores": scores, "description": desc,
-                     "variant": {"variant": variant, **opts} if opts else variant}
-    return out
+        if r["method"] == RELEASED_LABEL and "run" in r:
+            run = runs / f"{name}-pac"
+            config = load_any_model(run / "model.safetensors").config
+            # The options beyond the variant that the registry's table needs to rebuild the network.
+            opts = {k: config[k] for k in ("negative_slope", "guide_pyramid") if config.get(k)}
+            shipped = _ship(run, r, weights / f"{name}.safetensors", arch_words(config), ", residual over bicubic")
+            out[name] = dict(shipped, variant={"variant": config["variant"], **opts} if opts else config["variant"])
+        elif r["method"] in kinds:
+            kind = kinds[r["method"]]
+            run = runs / f"{name}-{kind}"
+            config = load_any_model(run / "model.safetensors").config
+            matched = (arch_words({"variant": config["variant"], "negative_slope": config.get("negative_slope")})
+                       if config.get("variant") else "its PAC network")
+            (weights / "ablations").mkdir(exist_ok=True)
+            index[f"{name}-{kind}"] = _ship(run, r, weights / "ablations" / f"{name}-{kind}.safetensors",
+                                            f"{r['method']} ({config['arch']}) of {matched}")
+    if index:
+        path = weights / "ablations" / "index.json"
+        old = json.loads(path.read_text()) if path.is_file() else {}
+        tmp = path.with_suffix(".json.tmp")
+        tmp.write_text(json.dumps(dict(sorted({**old, **index}.items())), indent=1) + "\n")
+        tmp.replace(path)
+    return {**out, **index}
 
 
 def main(argv=None) -> int:
@@ -202,13 +239,16 @@ def main(argv=None) -> int:
     p.add_argument("--write-weights", action="store_true")
     p.add_argument("--weights", default=str(Path(__file__).resolve().parents[2] / "weights"))
     p.add_argument("--threads", type=int, default=None)
+    p.add_argument("--released", action="store_true",
+                   help="score ablation runs against the released model where RUNS has no PAC run")
     a = p.parse_args(argv)
     if a.threads:
         import torch
 
         torch.set_num_threads(a.threads)
     runs = Path(a.runs)
-    rows = evaluate_runs(runs, {"depth": a.depth_data, "flow": a.flow_data}, tuple(a.factor or (4, 8, 16)))
+    rows = evaluate_runs(runs, {"depth": a.depth_data, "flow": a.flow_data}, tuple(a.factor or (4, 8, 16)),
+                         a.released)
     print(markdown(rows))
     result = {"rows": rows}
     if a.write_weights:

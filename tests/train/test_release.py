@@ -47,7 +47,7 @@ def test_release_scores_a_run_with_its_ablation_and_ships_the_average(tmp_path):
     weights = tmp_path / "weights"
     weights.mkdir()
     released = write_weights(runs, rows, weights)
-    assert list(released) == ["depth-x4"] and released["depth-x4"]["variant"] == "lite"
+    assert list(released) == ["depth-x4", "depth-x4-k1"] and released["depth-x4"]["variant"] == "lite"
     shipped = weights / "depth-x4.safetensors"
     avg = load_file(str(runs / "depth-x4-pac" / "model.safetensors"))
     got = load_file(str(shipped))
@@ -135,3 +135,58 @@ def test_release_of_a_grown_network_names_both_factors(tmp_path):
     assert ("trained by `pacup train` for 3 steps (batch 2, 32-px crops) at x2, then grown to x4 "
             "(pacup.train.grow) and trained for 2 steps (batch 2, 32-px crops; MSE loss, peak learning rate "
             "0.0005) on synthetic RGB-D rooms only.") in desc
+
+
+def test_release_ships_the_ablations_beside_the_model_with_an_index(tmp_path):
+    # The ablations go to weights/ablations/ (not the package), listed with sha256 and
+    # scores in index.json, so that the model card's comparisons can be rerun by pacup eval.
+    import hashlib
+
+    from pacup.train.ablations import PacJointUpsampleK1, load_any_model
+    from pacup.train.evaluate import evaluate
+    from pacup.train.folders import load_dataset
+
+    runs = tmp_path / "runs"
+    train(TrainConfig(**{**TINY, "val_every": 0}, out_dir=str(runs / "depth-x4-pac")))
+    train(TrainConfig(**{**TINY, "val_every": 0}, ablation="k1", out_dir=str(runs / "depth-x4-k1")))
+    data = _folder(tmp_path / "data")
+    rows = evaluate_runs(runs, {"depth": data, "flow": None}, factors=(4,))
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    (weights / "ablations").mkdir()
+    (weights / "ablations" / "index.json").write_text(json.dumps({"flow-x8-k1": {"sha256": "x"}}))
+    shipped = write_weights(runs, rows, weights)["depth-x4-k1"]
+    path = weights / "ablations" / "depth-x4-k1.safetensors"
+    assert shipped["sha256"] == hashlib.sha256(path.read_bytes()).hexdigest()
+    index = json.loads((weights / "ablations" / "index.json").read_text())
+    assert list(index) == ["depth-x4-k1", "flow-x8-k1"] and index["depth-x4-k1"] == shipped  # merged, sorted
+    assert shipped["description"].startswith("K = 1 ablation (PacJointUpsampleK1) of PacJointUpsample Lite x4 (depth); "
+                                             "trained by `pacup train` for 3 steps")
+    model = load_any_model(path)
+    assert isinstance(model, PacJointUpsampleK1)
+    row = next(r for r in rows if r["method"] == "K = 1 ablation")
+    again = evaluate(str(path), load_dataset(str(data), "depth"), "B", 4)
+    assert again["metrics"][row["metric"]] == row["value"]  # the shipped file scores as its run did
+
+
+def test_release_scores_new_ablations_against_the_released_model(tmp_path):
+    # No PAC run (it shipped earlier, or its run is gone): --released puts the registered
+    # weights in its place; without it nothing is scored, and no file is written for them.
+    runs = tmp_path / "runs"
+    train(TrainConfig(**{**TINY, "val_every": 0}, ablation="k1", out_dir=str(runs / "depth-x4-k1")))
+    data = _folder(tmp_path / "data")
+    assert evaluate_runs(runs, {"depth": data, "flow": None}, factors=(4,)) == []
+    rows = evaluate_runs(runs, {"depth": data, "flow": None}, factors=(4, 8), released=True)
+    assert [r["method"] for r in rows] == ["bicubic", "guided", "jbu", RELEASED_LABEL, RELEASED_LABEL + " --ensemble",
+                                           "K = 1 ablation"]  # x8: no ablation run, so no row
+    released = next(r for r in rows if r["method"] == RELEASED_LABEL)
+    assert "run" not in released and released["factor"] == 4
+    from pacup.train.evaluate import evaluate
+    from pacup.train.folders import load_dataset
+
+    direct = evaluate("depth-x4", load_dataset(str(data), "depth"), "B", 4)
+    assert released["value"] == direct["metrics"][released["metric"]]
+    weights = tmp_path / "weights"
+    weights.mkdir()
+    assert list(write_weights(runs, rows, weights)) == ["depth-x4-k1"]
+    assert not (weights / "depth-x4.safetensors").exists()
