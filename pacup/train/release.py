@@ -169,11 +169,10 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(out)
 
 
-def _ship(run: Path, r: dict, dest: Path, what: str, how: str = "") -> dict:
-    """Save ``run``'s model to ``dest`` with clean metadata (description, scores, the
+def _ship(model, run: Path, r: dict, dest: Path, what: str, how: str = "") -> dict:
+    """Save ``model`` (``run``'s) to ``dest`` with clean metadata (description, scores, the
     training configurations); returns ``{"sha256", "scores", "description"}``."""
     from ..models import save_model
-    from .ablations import load_any_model
 
     facts = r["run"]
     desc = (f"{what} x{r['factor']} ({r['task']}){how}; trained by `pacup train` {_training_words(facts)} on synthetic "
@@ -184,7 +183,7 @@ def _ship(run: Path, r: dict, dest: Path, what: str, how: str = "") -> dict:
     meta["training"] = configs[-1]
     if len(configs) > 1:  # a fine-tune: the configurations of the runs it started from
         meta["training_sources"] = configs[:-1]
-    sha = save_model(load_any_model(run / "model.safetensors"), dest, meta)
+    sha = save_model(model, dest, meta)
     return {"sha256": sha, "scores": scores, "description": desc}
 
 
@@ -206,19 +205,22 @@ def write_weights(runs: Path, rows: list[dict], weights: Path) -> dict:
         name = f"{r['task']}-x{r['factor']}"
         if r["method"] == RELEASED_LABEL and "run" in r:
             run = runs / f"{name}-pac"
-            config = load_any_model(run / "model.safetensors").config
+            model = load_any_model(run / "model.safetensors")
+            config = model.config
             # The options beyond the variant that the registry's table needs to rebuild the network.
             opts = {k: config[k] for k in ("negative_slope", "guide_pyramid") if config.get(k)}
-            shipped = _ship(run, r, weights / f"{name}.safetensors", arch_words(config), ", residual over bicubic")
+            shipped = _ship(model, run, r, weights / f"{name}.safetensors", arch_words(config),
+                            ", residual over bicubic")
             out[name] = dict(shipped, variant={"variant": config["variant"], **opts} if opts else config["variant"])
         elif r["method"] in kinds:
             kind = kinds[r["method"]]
             run = runs / f"{name}-{kind}"
-            config = load_any_model(run / "model.safetensors").config
+            model = load_any_model(run / "model.safetensors")
+            config = model.config
             matched = (arch_words({"variant": config["variant"], "negative_slope": config.get("negative_slope")})
                        if config.get("variant") else "its PAC network")
             (weights / "ablations").mkdir(exist_ok=True)
-            index[f"{name}-{kind}"] = _ship(run, r, weights / "ablations" / f"{name}-{kind}.safetensors",
+            index[f"{name}-{kind}"] = _ship(model, run, r, weights / "ablations" / f"{name}-{kind}.safetensors",
                                             f"{r['method']} ({config['arch']}) of {matched}")
     if index:
         path = weights / "ablations" / "index.json"
